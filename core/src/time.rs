@@ -134,7 +134,10 @@ mod tests {
             Instant::ZERO.saturating_duration_since(Instant::from_millis(5)),
             Duration::ZERO
         );
-        assert_eq!(Duration::from_millis(3).saturating_sub(Duration::from_millis(5)), Duration::ZERO);
+        assert_eq!(
+            Duration::from_millis(3).saturating_sub(Duration::from_millis(5)),
+            Duration::ZERO
+        );
     }
 
     #[test]

@@ -5,8 +5,8 @@ use chacha20poly1305::aead::inout::InOutBuf;
 use chacha20poly1305::{AeadInOut, ChaCha20Poly1305, KeyInit, Nonce, Tag};
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
-use super::primitives::{HASH_LEN, TAG_LEN};
 use super::Error;
+use super::primitives::{HASH_LEN, TAG_LEN};
 
 /// The nonce Noise reserves: a CipherState never encrypts with it.
 const RESERVED_NONCE: u64 = u64::MAX;
@@ -51,7 +51,12 @@ impl CipherState {
     /// Encrypts `plaintext` with associated data `ad` into `out`, returning the
     /// number of bytes written (`plaintext.len() + 16` with a key). Refuses at
     /// the reserved nonce.
-    pub fn encrypt_with_ad(&mut self, ad: &[u8], plaintext: &[u8], out: &mut [u8]) -> Result<usize, Error> {
+    pub fn encrypt_with_ad(
+        &mut self,
+        ad: &[u8],
+        plaintext: &[u8],
+        out: &mut [u8],
+    ) -> Result<usize, Error> {
         let len = seal(self.key.as_ref(), self.n, ad, plaintext, out)?;
         if self.key.is_some() {
             self.n += 1;
@@ -60,7 +65,12 @@ impl CipherState {
     }
 
     /// Decrypts `ciphertext` into `out`; the nonce advances only on success.
-    pub fn decrypt_with_ad(&mut self, ad: &[u8], ciphertext: &[u8], out: &mut [u8]) -> Result<usize, Error> {
+    pub fn decrypt_with_ad(
+        &mut self,
+        ad: &[u8],
+        ciphertext: &[u8],
+        out: &mut [u8],
+    ) -> Result<usize, Error> {
         let len = open(self.key.as_ref(), self.n, ad, ciphertext, out)?;
         if self.key.is_some() {
             self.n += 1;
@@ -69,12 +79,24 @@ impl CipherState {
     }
 
     /// Encrypts with an explicit nonce, leaving the internal nonce untouched.
-    pub fn encrypt_with_nonce(&self, n: u64, ad: &[u8], plaintext: &[u8], out: &mut [u8]) -> Result<usize, Error> {
+    pub fn encrypt_with_nonce(
+        &self,
+        n: u64,
+        ad: &[u8],
+        plaintext: &[u8],
+        out: &mut [u8],
+    ) -> Result<usize, Error> {
         seal(self.key.as_ref(), n, ad, plaintext, out)
     }
 
     /// Decrypts with an explicit nonce, leaving the internal nonce untouched.
-    pub fn decrypt_with_nonce(&self, n: u64, ad: &[u8], ciphertext: &[u8], out: &mut [u8]) -> Result<usize, Error> {
+    pub fn decrypt_with_nonce(
+        &self,
+        n: u64,
+        ad: &[u8],
+        ciphertext: &[u8],
+        out: &mut [u8],
+    ) -> Result<usize, Error> {
         open(self.key.as_ref(), n, ad, ciphertext, out)
     }
 
@@ -85,7 +107,10 @@ impl CipherState {
             let mut block = [0u8; 32];
             let cipher = ChaCha20Poly1305::new(&(*k).into());
             // Encrypting 32 bytes under a valid key cannot fail.
-            if cipher.encrypt_inout_detached(&nonce(RESERVED_NONCE), &[], InOutBuf::from(&mut block[..])).is_ok() {
+            if cipher
+                .encrypt_inout_detached(&nonce(RESERVED_NONCE), &[], InOutBuf::from(&mut block[..]))
+                .is_ok()
+            {
                 *k = block;
             }
             block.zeroize();
@@ -93,7 +118,13 @@ impl CipherState {
     }
 }
 
-fn seal(key: Option<&[u8; 32]>, n: u64, ad: &[u8], plaintext: &[u8], out: &mut [u8]) -> Result<usize, Error> {
+fn seal(
+    key: Option<&[u8; 32]>,
+    n: u64,
+    ad: &[u8],
+    plaintext: &[u8],
+    out: &mut [u8],
+) -> Result<usize, Error> {
     let Some(key) = key else {
         let dst = out.get_mut(..plaintext.len()).ok_or(Error::BufferTooSmall)?;
         dst.copy_from_slice(plaintext);
@@ -112,7 +143,13 @@ fn seal(key: Option<&[u8; 32]>, n: u64, ad: &[u8], plaintext: &[u8], out: &mut [
     Ok(total)
 }
 
-fn open(key: Option<&[u8; 32]>, n: u64, ad: &[u8], ciphertext: &[u8], out: &mut [u8]) -> Result<usize, Error> {
+fn open(
+    key: Option<&[u8; 32]>,
+    n: u64,
+    ad: &[u8],
+    ciphertext: &[u8],
+    out: &mut [u8],
+) -> Result<usize, Error> {
     let Some(key) = key else {
         let dst = out.get_mut(..ciphertext.len()).ok_or(Error::BufferTooSmall)?;
         dst.copy_from_slice(ciphertext);
@@ -153,7 +190,12 @@ pub struct TransportState {
 }
 
 impl TransportState {
-    pub(crate) fn new(send: CipherState, recv: CipherState, h: [u8; HASH_LEN], rs: Option<[u8; 32]>) -> Self {
+    pub(crate) fn new(
+        send: CipherState,
+        recv: CipherState,
+        h: [u8; HASH_LEN],
+        rs: Option<[u8; 32]>,
+    ) -> Self {
         TransportState { send, recv, handshake_hash: h, remote_static: rs }
     }
 
@@ -246,7 +288,8 @@ mod tests {
         // RFC 8439 §2.8.2, with its 12-byte nonce 07000000 4041424344454647 =
         // Noise nonce layout (4 zero bytes + LE counter) only when the first
         // word is zero, so the vector is checked through the raw AEAD here.
-        let key = crate::util::hex32("808182838485868788898a8b8c8d8e8f909192939495969798999a9b9c9d9e9f");
+        let key =
+            crate::util::hex32("808182838485868788898a8b8c8d8e8f909192939495969798999a9b9c9d9e9f");
         let cipher = ChaCha20Poly1305::new(&key.into());
         let n = Nonce::from([0x07, 0, 0, 0, 0x40, 0x41, 0x42, 0x43, 0x44, 0x45, 0x46, 0x47]);
         let ad = [0x50, 0x51, 0x52, 0x53, 0xc0, 0xc1, 0xc2, 0xc3, 0xc4, 0xc5, 0xc6, 0xc7];

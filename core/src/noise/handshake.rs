@@ -2,11 +2,11 @@
 
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
+use super::Error;
 use super::cipher::TransportState;
 use super::pattern::{HandshakePattern, MAX_PROTOCOL_NAME, Token};
 use super::primitives::{DH_LEN, KeyPair, MAX_MESSAGE_LEN, TAG_LEN, dh};
 use super::symmetric::SymmetricState;
-use super::Error;
 use crate::Entropy;
 
 /// Which side of the handshake this party plays.
@@ -193,7 +193,12 @@ impl HandshakeState {
 
     /// Writes the next handshake message carrying `payload` into `out`; returns
     /// its length. Ephemeral keys are drawn from `rng`.
-    pub fn write_message(&mut self, payload: &[u8], out: &mut [u8], rng: &mut impl Entropy) -> Result<usize, Error> {
+    pub fn write_message(
+        &mut self,
+        payload: &[u8],
+        out: &mut [u8],
+        rng: &mut impl Entropy,
+    ) -> Result<usize, Error> {
         if !self.is_my_turn() {
             return Err(Error::WrongTurn);
         }
@@ -206,7 +211,12 @@ impl HandshakeState {
         Ok(len)
     }
 
-    fn write_tokens(&mut self, payload: &[u8], out: &mut [u8], rng: &mut impl Entropy) -> Result<usize, Error> {
+    fn write_tokens(
+        &mut self,
+        payload: &[u8],
+        out: &mut [u8],
+        rng: &mut impl Entropy,
+    ) -> Result<usize, Error> {
         let mut pos = 0;
         for t in self.pattern.tokens(self.next_message) {
             match t {
@@ -262,7 +272,12 @@ impl HandshakeState {
         Ok(len)
     }
 
-    fn read_tokens(&mut self, message: &[u8], payload_out: &mut [u8], cache: &impl StaticDhCache) -> Result<usize, Error> {
+    fn read_tokens(
+        &mut self,
+        message: &[u8],
+        payload_out: &mut [u8],
+        cache: &impl StaticDhCache,
+    ) -> Result<usize, Error> {
         let mut pos = 0;
         for t in self.pattern.tokens(self.next_message) {
             match t {
@@ -361,8 +376,18 @@ mod tests {
         let si = KeyPair::generate(rng);
         let sr = KeyPair::generate(rng);
         let rs = *sr.public();
-        let i = HandshakeState::new(HandshakePattern::IK, Role::Initiator, b"p", Some(si), Some(rs), None).unwrap();
-        let r = HandshakeState::new(HandshakePattern::IK, Role::Responder, b"p", Some(sr), None, None).unwrap();
+        let i = HandshakeState::new(
+            HandshakePattern::IK,
+            Role::Initiator,
+            b"p",
+            Some(si),
+            Some(rs),
+            None,
+        )
+        .unwrap();
+        let r =
+            HandshakeState::new(HandshakePattern::IK, Role::Responder, b"p", Some(sr), None, None)
+                .unwrap();
         (i, r)
     }
 
@@ -441,11 +466,27 @@ mod tests {
         let mut hashes = [[0u8; 32]; 2];
         for (k, pre) in [false, true].into_iter().enumerate() {
             let mut rng = HashDrbg::from_u64(9);
-            let mut i = HandshakeState::new(HandshakePattern::IK, Role::Initiator, b"", Some(si.clone()), Some(*sr.public()), None).unwrap();
+            let mut i = HandshakeState::new(
+                HandshakePattern::IK,
+                Role::Initiator,
+                b"",
+                Some(si.clone()),
+                Some(*sr.public()),
+                None,
+            )
+            .unwrap();
             if pre {
                 i = i.with_precomputed_ss(ss);
             }
-            let mut r = HandshakeState::new(HandshakePattern::IK, Role::Responder, b"", Some(sr.clone()), None, None).unwrap();
+            let mut r = HandshakeState::new(
+                HandshakePattern::IK,
+                Role::Responder,
+                b"",
+                Some(sr.clone()),
+                None,
+                None,
+            )
+            .unwrap();
             let n = i.write_message(b"", &mut m, &mut rng).unwrap();
             if pre {
                 r.read_message_with(&m[..n], &mut p, &cache).unwrap();
@@ -462,7 +503,9 @@ mod tests {
         let mut rng = HashDrbg::from_u64(5);
         let sk = [0x42u8; 32];
         let kp = KeyPair::from_secret_bytes(sk);
-        let hs = HandshakeState::new(HandshakePattern::XX, Role::Initiator, b"", Some(kp), None, None).unwrap();
+        let hs =
+            HandshakeState::new(HandshakePattern::XX, Role::Initiator, b"", Some(kp), None, None)
+                .unwrap();
         let _ = &mut rng;
         let mut s = heapless::String::<1024>::new();
         core::fmt::write(&mut s, format_args!("{hs:?}")).unwrap();

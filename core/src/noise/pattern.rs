@@ -140,7 +140,10 @@ impl HandshakePattern {
         let base: &'static [Token] = self.base.messages.get(index).copied().unwrap_or(&[]);
         let lead = index == 0 && self.psk_mask & 1 != 0;
         let trail = index < 7 && self.psk_mask & (1 << (index + 1)) != 0;
-        lead.then_some(Token::Psk).into_iter().chain(base.iter().copied()).chain(trail.then_some(Token::Psk))
+        lead.then_some(Token::Psk)
+            .into_iter()
+            .chain(base.iter().copied())
+            .chain(trail.then_some(Token::Psk))
     }
 
     /// Writes `Noise_<pattern>_25519_ChaChaPoly_SHA256` into `buf`; returns its length.
@@ -192,7 +195,13 @@ mod tests {
             let mut buf = [0u8; MAX_PROTOCOL_NAME];
             let n = p.protocol_name(&mut buf);
             let full = core::str::from_utf8(&buf[..n]).unwrap();
-            assert_eq!(full.strip_prefix("Noise_").unwrap().strip_suffix("_25519_ChaChaPoly_SHA256").unwrap(), name);
+            assert_eq!(
+                full.strip_prefix("Noise_")
+                    .unwrap()
+                    .strip_suffix("_25519_ChaChaPoly_SHA256")
+                    .unwrap(),
+                name
+            );
         }
         assert_eq!(HandshakePattern::from_name("ZZ"), None);
         assert_eq!(HandshakePattern::from_name("IKpsk9"), None);

@@ -60,7 +60,9 @@ impl KeyPair {
 
 impl core::fmt::Debug for KeyPair {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.debug_struct("KeyPair").field("public", &crate::util::Hex(&self.public)).finish_non_exhaustive()
+        f.debug_struct("KeyPair")
+            .field("public", &crate::util::Hex(&self.public))
+            .finish_non_exhaustive()
     }
 }
 
@@ -70,7 +72,10 @@ pub fn dh(secret: &KeyPair, public: &[u8; DH_LEN]) -> Result<[u8; DH_LEN], Error
     dh_secret(secret.secret(), public)
 }
 
-pub(crate) fn dh_secret(secret: &StaticSecret, public: &[u8; DH_LEN]) -> Result<[u8; DH_LEN], Error> {
+pub(crate) fn dh_secret(
+    secret: &StaticSecret,
+    public: &[u8; DH_LEN],
+) -> Result<[u8; DH_LEN], Error> {
     let shared = secret.diffie_hellman(&PublicKey::from(*public));
     if shared.was_contributory() { Ok(shared.to_bytes()) } else { Err(Error::NonContributory) }
 }
@@ -138,7 +143,8 @@ mod tests {
             a.public(),
             &crate::util::hex32("8520f0098930a754748b7ddcb43ef75a0dbf3a0d26381af4eba4a98eaa9b4e6a")
         );
-        let k = crate::util::hex32("4a5d9d5ba4ce2de1728e3bf480350f25e07e21c947d19e3376f09b3c1e161742");
+        let k =
+            crate::util::hex32("4a5d9d5ba4ce2de1728e3bf480350f25e07e21c947d19e3376f09b3c1e161742");
         assert_eq!(dh(&a, b.public()).ok(), Some(k));
         assert_eq!(dh(&b, a.public()).ok(), Some(k));
     }
@@ -155,6 +161,9 @@ mod tests {
     #[test]
     fn rfc4231_hmac_sha256_case_2() {
         let mac = hmac(b"Jefe", &[b"what do ya want ", b"for nothing?"]);
-        assert_eq!(mac, crate::util::hex32("5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"));
+        assert_eq!(
+            mac,
+            crate::util::hex32("5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843")
+        );
     }
 }

@@ -2,9 +2,9 @@
 
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
+use super::Error;
 use super::cipher::CipherState;
 use super::primitives::{HASH_LEN, hash, hkdf2, hkdf3};
-use super::Error;
 
 /// The chaining key, the handshake hash and the current CipherState.
 #[derive(Clone, Zeroize, ZeroizeOnDrop)]
