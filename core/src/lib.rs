@@ -31,6 +31,7 @@
 extern crate std;
 
 pub mod entropy;
+pub mod identity;
 pub mod noise;
 pub mod time;
 mod util;
