@@ -34,6 +34,7 @@ pub mod entropy;
 pub mod identity;
 pub mod noise;
 pub mod time;
+pub mod wire;
 mod util;
 
 pub use entropy::{Entropy, HashDrbg};
