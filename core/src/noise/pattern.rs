@@ -65,12 +65,85 @@ macro_rules! patterns {
 }
 
 patterns! {
-    /// `IK`: contact invitations (the initiator knows the responder's static key).
-    IK = "IK", pre_i [], pre_r [S], [[E, Es, S, Ss], [E, Ee, Se]];
-    /// `XX`: endpoint invitations (both static keys are transmitted).
-    XX = "XX", pre_i [], pre_r [], [[E], [E, Ee, S, Es], [S, Se]];
-    /// `NN`.
+    // One-way patterns (§7.4).
+    /// `N`: `<- s; ... -> e, es` (one-way).
+    N = "N", pre_i [], pre_r [S], [[E, Es]];
+    /// `K`: `-> s; <- s; ... -> e, es, ss` (one-way).
+    K = "K", pre_i [S], pre_r [S], [[E, Es, Ss]];
+    /// `X`: `<- s; ... -> e, es, s, ss` (one-way).
+    X = "X", pre_i [], pre_r [S], [[E, Es, S, Ss]];
+    // Fundamental interactive patterns (§7.5).
+    /// `NN`: `-> e; <- e, ee`.
     NN = "NN", pre_i [], pre_r [], [[E], [E, Ee]];
+    /// `NK`: `<- s; ... -> e, es; <- e, ee`.
+    NK = "NK", pre_i [], pre_r [S], [[E, Es], [E, Ee]];
+    /// `NX`: `-> e; <- e, ee, s, es`.
+    NX = "NX", pre_i [], pre_r [], [[E], [E, Ee, S, Es]];
+    /// `XN`: `-> e; <- e, ee; -> s, se`.
+    XN = "XN", pre_i [], pre_r [], [[E], [E, Ee], [S, Se]];
+    /// `XK`: `<- s; ... -> e, es; <- e, ee; -> s, se`.
+    XK = "XK", pre_i [], pre_r [S], [[E, Es], [E, Ee], [S, Se]];
+    /// `XX`: `-> e; <- e, ee, s, es; -> s, se` (endpoint invitations).
+    XX = "XX", pre_i [], pre_r [], [[E], [E, Ee, S, Es], [S, Se]];
+    /// `KN`: `-> s; ... -> e; <- e, ee, se`.
+    KN = "KN", pre_i [S], pre_r [], [[E], [E, Ee, Se]];
+    /// `KK`: `-> s; <- s; ... -> e, es, ss; <- e, ee, se`.
+    KK = "KK", pre_i [S], pre_r [S], [[E, Es, Ss], [E, Ee, Se]];
+    /// `KX`: `-> s; ... -> e; <- e, ee, se, s, es`.
+    KX = "KX", pre_i [S], pre_r [], [[E], [E, Ee, Se, S, Es]];
+    /// `IN`: `-> e, s; <- e, ee, se`.
+    IN = "IN", pre_i [], pre_r [], [[E, S], [E, Ee, Se]];
+    /// `IK`: `<- s; ... -> e, es, s, ss; <- e, ee, se` (contact invitations).
+    IK = "IK", pre_i [], pre_r [S], [[E, Es, S, Ss], [E, Ee, Se]];
+    /// `IX`: `-> e, s; <- e, ee, se, s, es`.
+    IX = "IX", pre_i [], pre_r [], [[E, S], [E, Ee, Se, S, Es]];
+    // Deferred patterns (§18.1).
+    /// `NK1`: `<- s; ... -> e; <- e, ee, es`.
+    NK1 = "NK1", pre_i [], pre_r [S], [[E], [E, Ee, Es]];
+    /// `NX1`: `-> e; <- e, ee, s; -> es`.
+    NX1 = "NX1", pre_i [], pre_r [], [[E], [E, Ee, S], [Es]];
+    /// `X1N`: `-> e; <- e, ee; -> s; <- se`.
+    X1N = "X1N", pre_i [], pre_r [], [[E], [E, Ee], [S], [Se]];
+    /// `X1K`: `<- s; ... -> e, es; <- e, ee; -> s; <- se`.
+    X1K = "X1K", pre_i [], pre_r [S], [[E, Es], [E, Ee], [S], [Se]];
+    /// `XK1`: `<- s; ... -> e; <- e, ee, es; -> s, se`.
+    XK1 = "XK1", pre_i [], pre_r [S], [[E], [E, Ee, Es], [S, Se]];
+    /// `X1K1`: `<- s; ... -> e; <- e, ee, es; -> s; <- se`.
+    X1K1 = "X1K1", pre_i [], pre_r [S], [[E], [E, Ee, Es], [S], [Se]];
+    /// `X1X`: `-> e; <- e, ee, s, es; -> s; <- se`.
+    X1X = "X1X", pre_i [], pre_r [], [[E], [E, Ee, S, Es], [S], [Se]];
+    /// `XX1`: `-> e; <- e, ee, s; -> es, s, se`.
+    XX1 = "XX1", pre_i [], pre_r [], [[E], [E, Ee, S], [Es, S, Se]];
+    /// `X1X1`: `-> e; <- e, ee, s; -> es, s; <- se`.
+    X1X1 = "X1X1", pre_i [], pre_r [], [[E], [E, Ee, S], [Es, S], [Se]];
+    /// `K1N`: `-> s; ... -> e; <- e, ee; -> se`.
+    K1N = "K1N", pre_i [S], pre_r [], [[E], [E, Ee], [Se]];
+    /// `K1K`: `-> s; <- s; ... -> e, es; <- e, ee; -> se`.
+    K1K = "K1K", pre_i [S], pre_r [S], [[E, Es], [E, Ee], [Se]];
+    /// `KK1`: `-> s; <- s; ... -> e; <- e, ee, se, es`.
+    KK1 = "KK1", pre_i [S], pre_r [S], [[E], [E, Ee, Se, Es]];
+    /// `K1K1`: `-> s; <- s; ... -> e; <- e, ee, es; -> se`.
+    K1K1 = "K1K1", pre_i [S], pre_r [S], [[E], [E, Ee, Es], [Se]];
+    /// `K1X`: `-> s; ... -> e; <- e, ee, s, es; -> se`.
+    K1X = "K1X", pre_i [S], pre_r [], [[E], [E, Ee, S, Es], [Se]];
+    /// `KX1`: `-> s; ... -> e; <- e, ee, se, s; -> es`.
+    KX1 = "KX1", pre_i [S], pre_r [], [[E], [E, Ee, Se, S], [Es]];
+    /// `K1X1`: `-> s; ... -> e; <- e, ee, s; -> se, es`.
+    K1X1 = "K1X1", pre_i [S], pre_r [], [[E], [E, Ee, S], [Se, Es]];
+    /// `I1N`: `-> e, s; <- e, ee; -> se`.
+    I1N = "I1N", pre_i [], pre_r [], [[E, S], [E, Ee], [Se]];
+    /// `I1K`: `<- s; ... -> e, es, s; <- e, ee; -> se`.
+    I1K = "I1K", pre_i [], pre_r [S], [[E, Es, S], [E, Ee], [Se]];
+    /// `IK1`: `<- s; ... -> e, s; <- e, ee, se, es`.
+    IK1 = "IK1", pre_i [], pre_r [S], [[E, S], [E, Ee, Se, Es]];
+    /// `I1K1`: `<- s; ... -> e, s; <- e, ee, es; -> se`.
+    I1K1 = "I1K1", pre_i [], pre_r [S], [[E, S], [E, Ee, Es], [Se]];
+    /// `I1X`: `-> e, s; <- e, ee, s, es; -> se`.
+    I1X = "I1X", pre_i [], pre_r [], [[E, S], [E, Ee, S, Es], [Se]];
+    /// `IX1`: `-> e, s; <- e, ee, se, s; -> es`.
+    IX1 = "IX1", pre_i [], pre_r [], [[E, S], [E, Ee, Se, S], [Es]];
+    /// `I1X1`: `-> e, s; <- e, ee, s; -> se, es`.
+    I1X1 = "I1X1", pre_i [], pre_r [], [[E, S], [E, Ee, S], [Se, Es]];
 }
 
 impl HandshakePattern {
@@ -206,6 +279,21 @@ mod tests {
         assert_eq!(HandshakePattern::from_name("ZZ"), None);
         assert_eq!(HandshakePattern::from_name("IKpsk9"), None);
         assert_eq!(HandshakePattern::from_name("IKpsk"), None);
+    }
+
+    #[test]
+    fn every_base_pattern_is_found_by_its_own_name() {
+        assert_eq!(ALL_BASE.len(), 38);
+        for (i, b) in ALL_BASE.iter().enumerate() {
+            let p = HandshakePattern::from_name(b.name).unwrap();
+            assert!(core::ptr::eq(p.base(), *b), "{}", b.name);
+            assert!(ALL_BASE[..i].iter().all(|other| other.name != b.name), "{} twice", b.name);
+            for pre in [b.pre_initiator, b.pre_responder] {
+                assert!(pre.is_empty() || pre == [S], "{}: only `s` pre-messages", b.name);
+            }
+        }
+        assert_eq!(HandshakePattern::from_name("Xpsk1").map(|p| p.message_count()), Some(1));
+        assert_eq!(HandshakePattern::from_name("Xpsk2"), None);
     }
 
     #[test]
