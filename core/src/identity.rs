@@ -68,8 +68,7 @@ impl core::fmt::Display for IdentityError {
     }
 }
 
-#[cfg(feature = "std")]
-impl std::error::Error for IdentityError {}
+impl core::error::Error for IdentityError {}
 
 /// A peer's public identity: a validated ed25519 key.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]

@@ -27,12 +27,15 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
-#[cfg(feature = "std")]
+#[cfg(any(test, feature = "std"))]
 extern crate std;
 
 pub mod entropy;
 pub mod identity;
+pub mod mac;
 pub mod noise;
+pub mod replay;
+pub mod session;
 pub mod time;
 pub mod wire;
 mod util;

@@ -127,8 +127,7 @@ impl core::fmt::Display for WireError {
     }
 }
 
-#[cfg(feature = "std")]
-impl std::error::Error for WireError {}
+impl core::error::Error for WireError {}
 
 /// Smallest Noise message 1 per mode: IK `e, s, ss` (32 + 48) and an empty
 /// payload's tag; XX `e`.

@@ -157,6 +157,12 @@ impl HandshakeState {
         self.rs.as_ref()
     }
 
+    /// This party's ephemeral public key, once generated.
+    #[must_use]
+    pub fn local_ephemeral(&self) -> Option<&[u8; DH_LEN]> {
+        self.e.as_ref().map(KeyPair::public)
+    }
+
     /// The peer's ephemeral public key, once received.
     #[must_use]
     pub fn remote_ephemeral(&self) -> Option<&[u8; DH_LEN]> {
@@ -170,7 +176,7 @@ impl HandshakeState {
     }
 
     fn writer_of(&self, index: usize) -> Role {
-        if index % 2 == 0 { Role::Initiator } else { Role::Responder }
+        if index.is_multiple_of(2) { Role::Initiator } else { Role::Responder }
     }
 
     /// Exact length of the next message for a payload of `payload_len` bytes.
