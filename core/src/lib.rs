@@ -30,6 +30,7 @@
 #[cfg(any(test, feature = "std"))]
 extern crate std;
 
+pub mod card;
 pub mod entropy;
 pub mod identity;
 pub mod mac;
