@@ -291,7 +291,6 @@ impl fmt::Display for CardError {
 }
 
 // `std::error::Error` is a re-export of this trait.
-#[cfg(feature = "std")]
 impl core::error::Error for CardError {
     fn source(&self) -> Option<&(dyn core::error::Error + 'static)> {
         match self {

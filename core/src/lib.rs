@@ -26,6 +26,7 @@
 #![no_std]
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
+#![warn(clippy::std_instead_of_core, clippy::alloc_instead_of_core)]
 
 #[cfg(any(test, feature = "std"))]
 extern crate std;
@@ -38,8 +39,8 @@ pub mod noise;
 pub mod replay;
 pub mod session;
 pub mod time;
-pub mod wire;
 mod util;
+pub mod wire;
 
 pub use entropy::{Entropy, HashDrbg};
 pub use time::{Duration, Instant};

@@ -51,12 +51,15 @@ use zeroize::Zeroize;
 
 use crate::identity::{CERT_LEN, CertHash, Certificate, IdentityError, IdentityKey, LocalIdentity};
 use crate::mac::{MacKey, XX_MAC1_KEY_MATERIAL};
-use crate::noise::{self, DH_LEN, HandshakePattern, HandshakeState, Role, StaticDhCache, TransportState};
+use crate::noise::{
+    self, DH_LEN, HandshakePattern, HandshakeState, Role, StaticDhCache, TransportState,
+};
 use crate::replay::ReplayWindow;
 use crate::util::ct_eq;
 use crate::wire::{
-    self, COOKIE_LEN, Frame, HandshakeFinal, Initiation, MAC_LEN, MAX_DATAGRAM, MAX_TRANSPORT_PAYLOAD,
-    MIN_XX_INITIATION_LEN, Mode, Response, TRANSPORT_HEADER_LEN, WireError, tlv,
+    self, COOKIE_LEN, Frame, HandshakeFinal, Initiation, MAC_LEN, MAX_DATAGRAM,
+    MAX_TRANSPORT_PAYLOAD, MIN_XX_INITIATION_LEN, Mode, Response, TRANSPORT_HEADER_LEN, WireError,
+    tlv,
 };
 use crate::{Duration, Entropy, Instant};
 
@@ -372,6 +375,9 @@ enum Closed {
     ByCaller,
 }
 
+// Without a heap there is nothing to box: a session's size is the size of
+// its largest state, by design, and is reported in the spec.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug)]
 enum State {
     /// Initiator: initiation sent, waiting for the response. An XX
@@ -428,6 +434,9 @@ pub struct Session {
     cookie: Option<([u8; COOKIE_LEN], Instant)>,
     timers: [Option<Instant>; TIMER_COUNT],
     retransmit_delay: Duration,
+    /// When the last attempt was due before jitter: attempts keep to the
+    /// nominal schedule, so jitter never accumulates.
+    retransmit_base: Instant,
     outputs: Deque<Output, 2>,
     events: Deque<SessionEvent, 2>,
     last_now: Instant,
@@ -468,7 +477,9 @@ fn verify_statement(
     for field in tlv::fields(payload) {
         let (ty, value) = field.map_err(|_| Dropped::BadPayload)?;
         match ty {
-            tlv::CERTIFICATE | tlv::CERTIFICATE_HASH if statement.is_none() => statement = Some((ty, value)),
+            tlv::CERTIFICATE | tlv::CERTIFICATE_HASH if statement.is_none() => {
+                statement = Some((ty, value))
+            }
             tlv::CERTIFICATE | tlv::CERTIFICATE_HASH => return Err(Dropped::BadPayload),
             t if t & tlv::CRITICAL != 0 => return Err(Dropped::BadPayload),
             _ => {}
@@ -484,6 +495,11 @@ fn verify_statement(
     } else {
         match pinned {
             Some((p, h)) if ct_eq(value, &h.0) => p,
+            // An authenticated answer from the pinned static key naming a
+            // certificate other than the pinned one: not who we called.
+            _ if matches!(expect, Expect::Pinned { .. }) => {
+                return Ok(Err(Failure::IdentityMismatch));
+            }
             _ => return Err(Dropped::UnknownCertificateHash),
         }
     };
@@ -525,6 +541,7 @@ impl Session {
             cookie: None,
             timers: [None; TIMER_COUNT],
             retransmit_delay: HANDSHAKE_RETRANSMIT_INITIAL,
+            retransmit_base: now,
             outputs: Deque::new(),
             events: Deque::new(),
             last_now: now,
@@ -633,21 +650,29 @@ impl Session {
 
     fn cache_frame(&mut self, frame: &Frame<'_>) -> Result<(), SessionError> {
         let mut buf = [0u8; MAX_DATAGRAM];
-        let n = frame.emit(&mut buf).map_err(|_| SessionError::Noise(noise::Error::BufferTooSmall))?;
+        let n =
+            frame.emit(&mut buf).map_err(|_| SessionError::Noise(noise::Error::BufferTooSmall))?;
         self.cached.clear();
-        self.cached.extend_from_slice(&buf[..n]).map_err(|_| SessionError::Noise(noise::Error::BufferTooSmall))
+        self.cached
+            .extend_from_slice(&buf[..n])
+            .map_err(|_| SessionError::Noise(noise::Error::BufferTooSmall))
     }
 
     fn start_handshake_timers(&mut self, now: Instant, rng: &mut impl Entropy) {
         self.retransmit_delay = HANDSHAKE_RETRANSMIT_INITIAL;
+        self.retransmit_base = now;
         self.timers[Timer::GiveUp as usize] = Some(now + HANDSHAKE_TIMEOUT);
-        self.schedule_retransmit(now, rng);
+        self.schedule_retransmit(rng);
     }
 
-    fn schedule_retransmit(&mut self, now: Instant, rng: &mut impl Entropy) {
+    /// Schedules the next attempt at the nominal time (the last nominal time
+    /// plus the current delay) plus fresh jitter, then doubles the delay.
+    fn schedule_retransmit(&mut self, rng: &mut impl Entropy) {
+        self.retransmit_base += self.retransmit_delay;
         let jitter = Duration::from_millis(rng.below(HANDSHAKE_JITTER_MAX.as_millis() + 1));
-        self.timers[Timer::Retransmit as usize] = Some(now + self.retransmit_delay.saturating_add(jitter));
-        self.retransmit_delay = self.retransmit_delay.saturating_mul(2).min(HANDSHAKE_RETRANSMIT_MAX);
+        self.timers[Timer::Retransmit as usize] = Some(self.retransmit_base + jitter);
+        self.retransmit_delay =
+            self.retransmit_delay.saturating_mul(2).min(HANDSHAKE_RETRANSMIT_MAX);
     }
 
     fn push_output(&mut self, o: Output) {
@@ -723,7 +748,8 @@ impl Session {
         }
         // Answered from cache, never with fresh work.
         self.push_output(Output::CachedHandshake);
-        self.stats.handshake_retransmissions = self.stats.handshake_retransmissions.saturating_add(1);
+        self.stats.handshake_retransmissions =
+            self.stats.handshake_retransmissions.saturating_add(1);
         Ok(Received::Handshake)
     }
 
@@ -738,7 +764,11 @@ impl Session {
             return Err(Dropped::WrongIndex);
         }
         let State::AwaitingResponse { hs, expect, final_statement } = &self.state else {
-            return Err(if self.role == Role::Initiator { Dropped::Duplicate } else { Dropped::Unexpected });
+            return Err(if self.role == Role::Initiator {
+                Dropped::Duplicate
+            } else {
+                Dropped::Unexpected
+            });
         };
         if f.mode != self.mode {
             return Err(Dropped::Unexpected);
@@ -769,7 +799,9 @@ impl Session {
         match self.mode {
             Mode::Ik => {
                 let transport = next.into_transport()?;
-                self.state = State::Established { keys: Keys { transport, replay: ReplayWindow::default() } };
+                self.state = State::Established {
+                    keys: Keys { transport, replay: ReplayWindow::default() },
+                };
                 self.timers = [None; TIMER_COUNT];
                 self.outputs.clear();
             }
@@ -797,11 +829,17 @@ impl Session {
         let _ = w.field(tlv::CERTIFICATE, statement);
         let plen = w.len();
         let mut noise_buf = [0u8; MAX_HANDSHAKE_FRAME];
-        let n = hs.write_message(&payload[..plen], &mut noise_buf, rng).map_err(|_| Dropped::Unexpected)?;
-        let frame = Frame::HandshakeFinal(HandshakeFinal { receiver_index: remote_index, noise: &noise_buf[..n] });
+        let n = hs
+            .write_message(&payload[..plen], &mut noise_buf, rng)
+            .map_err(|_| Dropped::Unexpected)?;
+        let frame = Frame::HandshakeFinal(HandshakeFinal {
+            receiver_index: remote_index,
+            noise: &noise_buf[..n],
+        });
         self.cache_frame(&frame).map_err(|_| Dropped::Unexpected)?;
         let transport = hs.into_transport()?;
-        self.state = State::Confirming { keys: Keys { transport, replay: ReplayWindow::default() } };
+        self.state =
+            State::Confirming { keys: Keys { transport, replay: ReplayWindow::default() } };
         self.outputs.clear();
         self.push_output(Output::CachedHandshake);
         self.start_handshake_timers(now, rng);
@@ -809,7 +847,10 @@ impl Session {
     }
 
     fn on_final(&mut self, f: &HandshakeFinal<'_>) -> Result<Received, Dropped> {
-        if f.receiver_index != self.local_index || self.role != Role::Responder || self.mode != Mode::Xx {
+        if f.receiver_index != self.local_index
+            || self.role != Role::Responder
+            || self.mode != Mode::Xx
+        {
             return Err(Dropped::WrongIndex);
         }
         let digest = noise::hash(&[f.noise]);
@@ -836,13 +877,18 @@ impl Session {
         let transport = next.into_transport()?;
         self.peer = Some(cert);
         self.final_digest = Some(digest);
-        self.state = State::Established { keys: Keys { transport, replay: ReplayWindow::default() } };
+        self.state =
+            State::Established { keys: Keys { transport, replay: ReplayWindow::default() } };
         self.timers = [None; TIMER_COUNT];
         self.push_event(SessionEvent::Established);
         Ok(Received::Handshake)
     }
 
-    fn on_cookie_reply(&mut self, now: Instant, f: &wire::CookieReply) -> Result<Received, Dropped> {
+    fn on_cookie_reply(
+        &mut self,
+        now: Instant,
+        f: &wire::CookieReply,
+    ) -> Result<Received, Dropped> {
         if f.receiver_index != self.local_index || f.mode != self.mode {
             return Err(Dropped::WrongIndex);
         }
@@ -914,15 +960,24 @@ impl Session {
             if let Some((cookie, at)) = self.cookie {
                 if now.saturating_duration_since(at) < COOKIE_LIFETIME {
                     if matches!(self.state, State::AwaitingResponse { .. }) {
-                        seal_initiation_macs(&mut self.cached, &self.initiation_mac1_key, Some(&cookie));
+                        seal_initiation_macs(
+                            &mut self.cached,
+                            &self.initiation_mac1_key,
+                            Some(&cookie),
+                        );
                     }
                 } else {
                     self.cookie = None;
                 }
             }
             self.push_output(Output::CachedHandshake);
-            self.stats.handshake_retransmissions = self.stats.handshake_retransmissions.saturating_add(1);
-            self.schedule_retransmit(now, rng);
+            self.stats.handshake_retransmissions =
+                self.stats.handshake_retransmissions.saturating_add(1);
+            self.schedule_retransmit(rng);
+            // A caller that was late past several nominal attempts sends once.
+            while self.timers[Timer::Retransmit as usize].is_some_and(|t| t <= now) {
+                self.schedule_retransmit(rng);
+            }
         }
     }
 
@@ -961,12 +1016,21 @@ impl Session {
     }
 
     /// Seals `payload` into a transport datagram in `buf`; returns its length.
-    pub fn send(&mut self, now: Instant, payload: &[u8], buf: &mut [u8; MAX_DATAGRAM]) -> Result<usize, SessionError> {
+    pub fn send(
+        &mut self,
+        now: Instant,
+        payload: &[u8],
+        buf: &mut [u8; MAX_DATAGRAM],
+    ) -> Result<usize, SessionError> {
         let _ = self.clock(now);
         self.seal(payload, buf)
     }
 
-    fn seal(&mut self, payload: &[u8], buf: &mut [u8; MAX_DATAGRAM]) -> Result<usize, SessionError> {
+    fn seal(
+        &mut self,
+        payload: &[u8],
+        buf: &mut [u8; MAX_DATAGRAM],
+    ) -> Result<usize, SessionError> {
         if payload.len() > MAX_TRANSPORT_PAYLOAD {
             return Err(SessionError::PayloadTooLarge);
         }
@@ -1110,7 +1174,14 @@ impl Incoming {
                 None
             }
         };
-        Ok(Incoming { hs, mode: f.mode, remote_index: f.sender_index, peer, initiation_ephemeral, trigger_len: len })
+        Ok(Incoming {
+            hs,
+            mode: f.mode,
+            remote_index: f.sender_index,
+            peer,
+            initiation_ephemeral,
+            trigger_len: len,
+        })
     }
 
     /// The handshake pattern.
