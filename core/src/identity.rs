@@ -104,8 +104,10 @@ impl IdentityKey {
 
     /// Verifies `signature` over `message` with `verify_strict`.
     pub fn verify(&self, message: &[u8], signature: &[u8; 64]) -> Result<(), IdentityError> {
-        let vk = VerifyingKey::from_bytes(&self.0).map_err(|_| IdentityError::InvalidIdentityKey)?;
-        vk.verify_strict(message, &Signature::from_bytes(signature)).map_err(|_| IdentityError::BadSignature)
+        let vk =
+            VerifyingKey::from_bytes(&self.0).map_err(|_| IdentityError::InvalidIdentityKey)?;
+        vk.verify_strict(message, &Signature::from_bytes(signature))
+            .map_err(|_| IdentityError::BadSignature)
     }
 }
 
@@ -206,7 +208,12 @@ pub struct Certificate {
 impl Certificate {
     /// Signs a certificate for `static_key` with `identity`.
     #[must_use]
-    pub fn issue(identity: &IdentitySecret, static_key: &[u8; 32], endpoint: EndpointId, serial: u64) -> Self {
+    pub fn issue(
+        identity: &IdentitySecret,
+        static_key: &[u8; 32],
+        endpoint: EndpointId,
+        serial: u64,
+    ) -> Self {
         let mut cert = Certificate {
             identity: identity.public(),
             static_key: *static_key,
@@ -289,7 +296,9 @@ impl Certificate {
     /// higher serial.
     #[must_use]
     pub fn supersedes(&self, other: &Certificate) -> bool {
-        self.identity == other.identity && self.endpoint == other.endpoint && self.serial > other.serial
+        self.identity == other.identity
+            && self.endpoint == other.endpoint
+            && self.serial > other.serial
     }
 }
 
@@ -395,9 +404,20 @@ pub struct LocalIdentity {
 impl LocalIdentity {
     /// Assembles an endpoint from stored secrets, issuing its certificate.
     #[must_use]
-    pub fn new(secret: IdentitySecret, static_keys: KeyPair, endpoint: EndpointId, serial: u64) -> Self {
+    pub fn new(
+        secret: IdentitySecret,
+        static_keys: KeyPair,
+        endpoint: EndpointId,
+        serial: u64,
+    ) -> Self {
         let cert = Certificate::issue(&secret, static_keys.public(), endpoint, serial);
-        LocalIdentity { secret, static_keys, cert_bytes: cert.encode(), cert_hash: cert.hash(), cert }
+        LocalIdentity {
+            secret,
+            static_keys,
+            cert_bytes: cert.encode(),
+            cert_hash: cert.hash(),
+            cert,
+        }
     }
 
     /// A fresh identity and static key from `rng`, certificate serial 1.
@@ -529,7 +549,8 @@ mod tests {
         let newer = Certificate::issue(a.secret(), a.static_keys().public(), EndpointId(7), 2);
         assert!(newer.supersedes(a.certificate()));
         assert!(!a.certificate().supersedes(&newer));
-        let other_endpoint = Certificate::issue(a.secret(), a.static_keys().public(), EndpointId(8), 9);
+        let other_endpoint =
+            Certificate::issue(a.secret(), a.static_keys().public(), EndpointId(8), 9);
         assert!(!other_endpoint.supersedes(a.certificate()));
     }
 

@@ -81,7 +81,9 @@ impl MacKey {
         let (body, tag_dst) = out.split_at_mut(COOKIE_LEN);
         body.copy_from_slice(cookie);
         // Sealing 16 bytes under a 32-byte key cannot fail.
-        if let Ok(tag) = cipher.encrypt_inout_detached(&XNonce::from(*nonce), mac1, InOutBuf::from(body)) {
+        if let Ok(tag) =
+            cipher.encrypt_inout_detached(&XNonce::from(*nonce), mac1, InOutBuf::from(body))
+        {
             tag_dst.copy_from_slice(&tag);
         }
         out
@@ -100,7 +102,12 @@ impl MacKey {
         cookie.copy_from_slice(&sealed[..COOKIE_LEN]);
         let tag = Tag::try_from(&sealed[COOKIE_LEN..]).ok()?;
         cipher
-            .decrypt_inout_detached(&XNonce::from(*nonce), mac1, InOutBuf::from(&mut cookie[..]), &tag)
+            .decrypt_inout_detached(
+                &XNonce::from(*nonce),
+                mac1,
+                InOutBuf::from(&mut cookie[..]),
+                &tag,
+            )
             .ok()?;
         Some(cookie)
     }

@@ -242,7 +242,8 @@ fn array_at<const N: usize>(b: &[u8], at: usize) -> [u8; N] {
 /// Reads the frame type of a datagram after checking the common header,
 /// without looking further (the cheapest first check).
 pub fn peek_type(bytes: &[u8]) -> Result<FrameType, WireError> {
-    let h: [u8; HEADER_LEN] = bytes.get(..HEADER_LEN).and_then(|h| h.try_into().ok()).ok_or(WireError::TooShort)?;
+    let h: [u8; HEADER_LEN] =
+        bytes.get(..HEADER_LEN).and_then(|h| h.try_into().ok()).ok_or(WireError::TooShort)?;
     if bytes.len() > MAX_DATAGRAM {
         return Err(WireError::TooLong);
     }
@@ -307,7 +308,10 @@ impl<'a> Frame<'a> {
                 if len < FINAL_OVERHEAD + MIN_NOISE3 {
                     return Err(WireError::TooShort);
                 }
-                Ok(Frame::HandshakeFinal(HandshakeFinal { receiver_index: u32_at(bytes, 4), noise: &bytes[8..] }))
+                Ok(Frame::HandshakeFinal(HandshakeFinal {
+                    receiver_index: u32_at(bytes, 4),
+                    noise: &bytes[8..],
+                }))
             }
             FrameType::CookieReply => {
                 let mode = Mode::from_byte(mode_byte)?;
@@ -558,12 +562,39 @@ mod tests {
     #[test]
     fn each_frame_type_round_trips() {
         let noise = [7u8; 300];
-        roundtrip(Frame::Initiation(Initiation { mode: Mode::Ik, sender_index: 1, noise: &noise[..96], mac1: [1; 16], mac2: [2; 16] }));
-        roundtrip(Frame::Initiation(Initiation { mode: Mode::Xx, sender_index: 1, noise: &noise[..260], mac1: [1; 16], mac2: [0; 16] }));
-        roundtrip(Frame::Response(Response { mode: Mode::Xx, sender_index: 9, receiver_index: 1, noise: &noise[..200], mac1: [3; 16] }));
+        roundtrip(Frame::Initiation(Initiation {
+            mode: Mode::Ik,
+            sender_index: 1,
+            noise: &noise[..96],
+            mac1: [1; 16],
+            mac2: [2; 16],
+        }));
+        roundtrip(Frame::Initiation(Initiation {
+            mode: Mode::Xx,
+            sender_index: 1,
+            noise: &noise[..260],
+            mac1: [1; 16],
+            mac2: [0; 16],
+        }));
+        roundtrip(Frame::Response(Response {
+            mode: Mode::Xx,
+            sender_index: 9,
+            receiver_index: 1,
+            noise: &noise[..200],
+            mac1: [3; 16],
+        }));
         roundtrip(Frame::HandshakeFinal(HandshakeFinal { receiver_index: 9, noise: &noise[..64] }));
-        roundtrip(Frame::CookieReply(CookieReply { mode: Mode::Ik, receiver_index: 5, nonce: [4; 24], sealed_cookie: [5; 32] }));
-        roundtrip(Frame::Transport(Transport { receiver_index: 3, counter: u64::MAX - 1, ciphertext: &noise[..16] }));
+        roundtrip(Frame::CookieReply(CookieReply {
+            mode: Mode::Ik,
+            receiver_index: 5,
+            nonce: [4; 24],
+            sealed_cookie: [5; 32],
+        }));
+        roundtrip(Frame::Transport(Transport {
+            receiver_index: 3,
+            counter: u64::MAX - 1,
+            ciphertext: &noise[..16],
+        }));
     }
 
     #[test]
@@ -591,7 +622,13 @@ mod tests {
     #[test]
     fn unpadded_xx_initiation_is_refused() {
         let noise = [0u8; 32];
-        let f = Frame::Initiation(Initiation { mode: Mode::Xx, sender_index: 1, noise: &noise, mac1: [0; 16], mac2: [0; 16] });
+        let f = Frame::Initiation(Initiation {
+            mode: Mode::Xx,
+            sender_index: 1,
+            noise: &noise,
+            mac1: [0; 16],
+            mac2: [0; 16],
+        });
         let mut buf = [0u8; 128];
         assert_eq!(f.emit(&mut buf), Err(WireError::TooShort));
     }
@@ -599,7 +636,9 @@ mod tests {
     #[test]
     fn handshake_final_exists_only_in_xx() {
         let mut buf = [0u8; 128];
-        let n = Frame::HandshakeFinal(HandshakeFinal { receiver_index: 1, noise: &[0; 64] }).emit(&mut buf).unwrap();
+        let n = Frame::HandshakeFinal(HandshakeFinal { receiver_index: 1, noise: &[0; 64] })
+            .emit(&mut buf)
+            .unwrap();
         buf[2] = Mode::Ik as u8;
         assert_eq!(Frame::parse(&buf[..n]), Err(WireError::BadMode));
     }
@@ -607,9 +646,14 @@ mod tests {
     #[test]
     fn cookie_reply_length_is_exact() {
         let mut buf = [0u8; 80];
-        let n = Frame::CookieReply(CookieReply { mode: Mode::Xx, receiver_index: 1, nonce: [0; 24], sealed_cookie: [0; 32] })
-            .emit(&mut buf)
-            .unwrap();
+        let n = Frame::CookieReply(CookieReply {
+            mode: Mode::Xx,
+            receiver_index: 1,
+            nonce: [0; 24],
+            sealed_cookie: [0; 32],
+        })
+        .emit(&mut buf)
+        .unwrap();
         assert_eq!(n, 64);
         assert_eq!(Frame::parse(&buf[..65]), Err(WireError::TooLong));
         assert_eq!(Frame::parse(&buf[..63]), Err(WireError::TooShort));
