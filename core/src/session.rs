@@ -412,7 +412,7 @@ impl State {
 
 /// One secure session. See the [module documentation](self) for the
 /// contract.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Session {
     role: Role,
     mode: Mode,
@@ -1121,6 +1121,30 @@ impl Session {
     #[must_use]
     pub fn stats(&self) -> SessionStats {
         self.stats
+    }
+}
+
+impl core::fmt::Debug for Session {
+    /// Shows what the session is doing; never keys, cookies or cached bytes.
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        let state = match &self.state {
+            State::AwaitingResponse { .. } => "awaiting-response",
+            State::AwaitingFinal { .. } => "awaiting-final",
+            State::Confirming { .. } => "confirming",
+            State::Established { .. } => "established",
+            State::Closed(Closed::ByCaller) => "closed",
+            State::Closed(Closed::Failed(_)) => "failed",
+        };
+        f.debug_struct("Session")
+            .field("role", &self.role)
+            .field("mode", &self.mode)
+            .field("state", &state)
+            .field("local_index", &self.local_index)
+            .field("remote_index", &self.remote_index)
+            .field("peer", &self.peer)
+            .field("next_timeout", &self.poll_timeout())
+            .field("stats", &self.stats)
+            .finish_non_exhaustive()
     }
 }
 
