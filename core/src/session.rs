@@ -35,9 +35,11 @@
 //! keepalive), which confirms the handshake to the initiator.
 //!
 //! Confirmation: an IK responder knows the initiator holds the keys when the
-//! first transport datagram arrives; an XX initiator, when anything
-//! authenticated arrives from the responder after its final message (it
-//! retransmits that message until then).
+//! first transport datagram arrives; an XX initiator, when an authentic
+//! transport datagram (payload or keepalive) arrives from the responder after
+//! its final message (it retransmits that message until then). Until then an
+//! IK responder cannot send: its payloads would have only message 2's
+//! security.
 //!
 //! # Identity statements
 //! Each side states its identity inside the handshake, encrypted: the full
@@ -58,8 +60,8 @@ use crate::replay::ReplayWindow;
 use crate::util::ct_eq;
 use crate::wire::{
     self, COOKIE_LEN, Frame, HandshakeFinal, Initiation, MAC_LEN, MAX_DATAGRAM,
-    MAX_TRANSPORT_PAYLOAD, MIN_XX_INITIATION_LEN, Mode, Response, TRANSPORT_HEADER_LEN, WireError,
-    tlv,
+    MAX_TRANSPORT_PAYLOAD, MIN_IK_INITIATION_LEN, MIN_XX_INITIATION_LEN, Mode, Response,
+    TRANSPORT_HEADER_LEN, WireError, tlv,
 };
 use crate::{Duration, Entropy, Instant};
 
@@ -455,6 +457,8 @@ pub struct Incoming {
     peer: Option<Certificate>,
     initiation_ephemeral: [u8; DH_LEN],
     trigger_len: usize,
+    /// IK: the hash of our certificate the initiator pinned, if it said.
+    pinned_by_initiator: Option<[u8; 32]>,
 }
 
 fn write_statement(local: &LocalIdentity, form: StatementForm, w: &mut tlv::Writer<'_>) {
@@ -578,7 +582,7 @@ impl Session {
         );
         s.initiation_mac1_key = MacKey::mac1(peer.cert.static_key());
         s.cookie_key_material = *peer.cert.static_key();
-        s.write_initiation(local, statement, rng)?;
+        s.write_initiation(local, statement, Some(peer.cert_hash), rng)?;
         s.start_handshake_timers(now, rng);
         Ok(s)
     }
@@ -605,7 +609,7 @@ impl Session {
         let final_statement = Some(*local.certificate_bytes());
         let state = State::AwaitingResponse { hs, expect, final_statement };
         let mut s = Session::new(Role::Initiator, Mode::Xx, local_index, state, now);
-        s.write_initiation(local, StatementForm::Certificate, rng)?;
+        s.write_initiation(local, StatementForm::Certificate, None, rng)?;
         s.cookie_key_material = s.initiation_ephemeral;
         s.start_handshake_timers(now, rng);
         Ok(s)
@@ -615,6 +619,7 @@ impl Session {
         &mut self,
         local: &LocalIdentity,
         statement: StatementForm,
+        pinned_peer: Option<CertHash>,
         rng: &mut impl Entropy,
     ) -> Result<(), SessionError> {
         let State::AwaitingResponse { hs, .. } = &mut self.state else {
@@ -623,8 +628,17 @@ impl Session {
         let mut payload = [0u8; MAX_HANDSHAKE_PAYLOAD];
         let mut w = tlv::Writer::new(&mut payload);
         match self.mode {
-            // IK message 1 is encrypted to the responder: state who we are.
-            Mode::Ik => write_statement(local, statement, &mut w),
+            // IK message 1 is encrypted to the responder: state who we are
+            // and which of its certificates we pinned, padded so that even a
+            // response stating the full certificate is no larger.
+            Mode::Ik => {
+                write_statement(local, statement, &mut w);
+                if let Some(h) = pinned_peer {
+                    let _ = w.field(tlv::PEER_CERTIFICATE_HASH, &h.0);
+                }
+                let fixed = wire::INITIATION_OVERHEAD + hs.next_message_len(0);
+                let _ = w.pad_to(MIN_IK_INITIATION_LEN.saturating_sub(fixed));
+            }
             // XX message 1 is cleartext: only padding, so that the response
             // (which carries the responder's certificate) is no larger.
             Mode::Xx => {
@@ -957,18 +971,16 @@ impl Session {
             return;
         }
         if self.timers[Timer::Retransmit as usize].is_some_and(|t| t <= now) {
-            if let Some((cookie, at)) = self.cookie {
-                if now.saturating_duration_since(at) < COOKIE_LIFETIME {
-                    if matches!(self.state, State::AwaitingResponse { .. }) {
-                        seal_initiation_macs(
-                            &mut self.cached,
-                            &self.initiation_mac1_key,
-                            Some(&cookie),
-                        );
-                    }
-                } else {
-                    self.cookie = None;
-                }
+            if self
+                .cookie
+                .is_some_and(|(_, at)| now.saturating_duration_since(at) >= COOKIE_LIFETIME)
+            {
+                self.cookie = None;
+            }
+            if matches!(self.state, State::AwaitingResponse { .. }) {
+                // mac2 follows the cookie: set while one is fresh, zeros after.
+                let cookie = self.cookie.map(|(c, _)| c);
+                seal_initiation_macs(&mut self.cached, &self.initiation_mac1_key, cookie.as_ref());
             }
             self.push_output(Output::CachedHandshake);
             self.stats.handshake_retransmissions =
@@ -1034,6 +1046,9 @@ impl Session {
         if payload.len() > MAX_TRANSPORT_PAYLOAD {
             return Err(SessionError::PayloadTooLarge);
         }
+        if !self.can_send() {
+            return Err(SessionError::NotEstablished);
+        }
         let remote_index = self.remote_index.ok_or(SessionError::NotEstablished)?;
         let keys = self.state.keys_mut().ok_or(SessionError::NotEstablished)?;
         let counter = keys.transport.send.nonce();
@@ -1063,7 +1078,14 @@ impl Session {
     /// Whether transport payloads can be sent.
     #[must_use]
     pub fn can_send(&self) -> bool {
-        self.state.keys().is_some() && self.remote_index.is_some()
+        match self.state {
+            State::Established { .. } => true,
+            // An XX initiator's final message gives its payloads full
+            // security (Noise levels 2/5) before the responder confirms; an IK
+            // responder waits for the initiator's first transport datagram.
+            State::Confirming { .. } => self.role == Role::Initiator,
+            _ => false,
+        }
     }
 
     /// Whether the handshake is complete and confirmed.
@@ -1181,8 +1203,13 @@ impl Incoming {
         let mut plain = [0u8; MAX_DATAGRAM];
         let n = hs.read_message_with(f.noise, &mut plain, &DirectoryDh(directory))?;
         let initiation_ephemeral = *hs.remote_ephemeral().ok_or(Dropped::Unexpected)?;
+        let mut pinned_by_initiator = None;
         let peer = match f.mode {
             Mode::Ik => {
+                pinned_by_initiator = tlv::fields(&plain[..n])
+                    .filter_map(Result::ok)
+                    .find(|(ty, _)| *ty == tlv::PEER_CERTIFICATE_HASH)
+                    .and_then(|(_, v)| <[u8; 32]>::try_from(v).ok());
                 let rs = *hs.remote_static().ok_or(Dropped::Unexpected)?;
                 let pinned = directory.by_static_key(&rs).map(|p| (p.cert, p.cert_hash));
                 match verify_statement(&plain[..n], &rs, pinned, &Expect::Anyone)? {
@@ -1205,6 +1232,7 @@ impl Incoming {
             peer,
             initiation_ephemeral,
             trigger_len: len,
+            pinned_by_initiator,
         })
     }
 
@@ -1245,12 +1273,24 @@ impl Incoming {
         now: Instant,
         rng: &mut impl Entropy,
     ) -> Result<Session, SessionError> {
-        let Incoming { mut hs, mode, remote_index, peer, initiation_ephemeral, trigger_len } = self;
+        let Incoming {
+            mut hs,
+            mode,
+            remote_index,
+            peer,
+            initiation_ephemeral,
+            trigger_len,
+            pinned_by_initiator,
+        } = self;
         let mut payload = [0u8; MAX_HANDSHAKE_PAYLOAD];
         let mut w = tlv::Writer::new(&mut payload);
+        // The hash suffices only where the initiator pinned this very
+        // certificate; otherwise it learns the current one in-band.
+        let pinned_current =
+            pinned_by_initiator.is_some_and(|h| ct_eq(&h, &local.certificate_hash().0));
         let form = match mode {
-            Mode::Ik => StatementForm::Hash,
-            Mode::Xx => StatementForm::Certificate,
+            Mode::Ik if pinned_current => StatementForm::Hash,
+            _ => StatementForm::Certificate,
         };
         write_statement(local, form, &mut w);
         let plen = w.len();

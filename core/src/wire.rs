@@ -17,7 +17,9 @@
 //! - **CookieReply** (type 4): receiver index (4), nonce (24), sealed cookie (16 + 16); 64 bytes in all.
 //! - **Transport** (type 5): receiver index (4), counter (8), ciphertext with its 16-byte tag.
 //!
-//! `spec/wire.md` is the normative text. Parsing checks lengths exactly, the
+//! `spec/wire.md` is the normative text. Parsing checks every length before
+//! use (fixed-size frames exactly, the others between their type's minimum
+//! and [`MAX_DATAGRAM`]), the
 //! version, the type, the mode and that reserved bits are zero; it never
 //! panics and never reads outside the buffer, whatever the input. Every frame
 //! is at most [`MAX_DATAGRAM`] bytes. [`Frame::emit`] writes into a caller
@@ -53,10 +55,16 @@ pub const RESPONSE_OVERHEAD: usize = HEADER_LEN + 8 + MAC_LEN;
 /// Bytes of a handshake final around its Noise message.
 pub const FINAL_OVERHEAD: usize = HEADER_LEN + 4;
 /// Smallest XX initiation. XX message 1 carries only an ephemeral key, but
-/// the responder's answer carries its certificate (a 284-byte response), so
+/// the responder's answer carries its certificate (a 268-byte response), so
 /// the initiator pads its initiation to at least this length: no reply sent
-/// before authentication is larger than the datagram that caused it.
+/// before authentication is larger than the datagram that caused it. The
+/// 32 bytes of headroom leave room for a response extension.
 pub const MIN_XX_INITIATION_LEN: usize = 300;
+/// Smallest IK initiation. An IK response states the responder's identity
+/// by certificate hash (111 bytes) or, when the initiator pinned an older
+/// certificate, by the full certificate (220 bytes); initiations are padded
+/// to the larger, so a response never exceeds its trigger.
+pub const MIN_IK_INITIATION_LEN: usize = 220;
 
 /// Which Noise pattern a handshake runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -274,7 +282,7 @@ impl<'a> Frame<'a> {
             FrameType::Initiation => {
                 let mode = Mode::from_byte(mode_byte)?;
                 let min = (INITIATION_OVERHEAD + min_noise1(mode)).max(match mode {
-                    Mode::Ik => 0,
+                    Mode::Ik => MIN_IK_INITIATION_LEN,
                     Mode::Xx => MIN_XX_INITIATION_LEN,
                 });
                 if len < min {
@@ -436,6 +444,10 @@ pub mod tlv {
     /// The hash of the sender's certificate, which the receiver has pinned
     /// (identity statement).
     pub const CERTIFICATE_HASH: u8 = 0x02;
+    /// IK message 1: the hash of the responder certificate the initiator
+    /// pinned. A responder whose current certificate differs states its
+    /// certificate in full, so the initiator learns it in-band.
+    pub const PEER_CERTIFICATE_HASH: u8 = 0x03;
     /// Types with this bit set must be understood.
     pub const CRITICAL: u8 = 0x80;
 
@@ -565,7 +577,7 @@ mod tests {
         roundtrip(Frame::Initiation(Initiation {
             mode: Mode::Ik,
             sender_index: 1,
-            noise: &noise[..96],
+            noise: &noise[..180],
             mac1: [1; 16],
             mac2: [2; 16],
         }));

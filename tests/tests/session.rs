@@ -479,3 +479,119 @@ fn xx_response_is_never_larger_than_its_initiation() {
     assert!(m <= n, "response {m} > initiation {n}");
     let _ = Duration::ZERO;
 }
+
+/// Alice pinned Bob's first certificate; Bob has since reissued it (serial
+/// 2, same static key). Bob sees from Alice's initiation that she pinned an
+/// older one and states his current certificate in full: Alice learns it
+/// in-band instead of failing.
+#[test]
+fn ik_responder_with_a_reissued_certificate_states_it_in_full_and_the_initiator_learns_it() {
+    let alice = identity(1, 1);
+    let bob_v1 = identity(2, 1);
+    let bob_v2 =
+        LocalIdentity::new(bob_v1.secret().clone(), bob_v1.static_keys().clone(), EndpointId(1), 2);
+    let mut rng = HashDrbg::from_u64(60);
+    let pinned_v1 = PinnedPeer::new(&alice, *bob_v1.certificate()).unwrap();
+    let mut a = Session::initiate_contact(
+        &alice,
+        &pinned_v1,
+        1,
+        StatementForm::Certificate,
+        Instant::ZERO,
+        &mut rng,
+    )
+    .unwrap();
+    let mut buf = [0u8; MAX_DATAGRAM];
+    let mut out = [0u8; MAX_DATAGRAM];
+    let n = a.poll_transmit(Instant::ZERO, &mut buf).unwrap();
+    let mut b = Incoming::read(&bob_v2, &(), &buf[..n])
+        .unwrap()
+        .accept(&bob_v2, 2, Instant::ZERO, &mut rng)
+        .unwrap();
+    let m = b.poll_transmit(Instant::ZERO, &mut out).unwrap();
+    assert!(m <= n, "response {m} larger than initiation {n}");
+    assert_eq!(m, 220, "a response stating the full certificate");
+    let _ = a.handle_datagram(Instant::ZERO, &out[..m], &mut buf, &mut rng).unwrap();
+    assert_eq!(a.poll_event(), Some(SessionEvent::Established));
+    assert_eq!(a.peer().unwrap().serial(), 2);
+    assert!(a.peer().unwrap().supersedes(bob_v1.certificate()));
+}
+
+#[test]
+fn ik_responder_states_only_the_hash_when_the_initiator_pinned_its_current_certificate() {
+    let mut net = pair(Kind::Contact, 61, Faults::clean(10));
+    net.node_mut::<SessionPeer>(ALICE).outbox = payloads(1);
+    run_to_quiet(&mut net);
+    let response = &peer(&net, BOB).sent[0].1;
+    assert_eq!(response.len(), 111);
+    assert!(peer(&net, ALICE).established());
+}
+
+#[test]
+fn ik_responder_cannot_send_until_the_initiator_confirms() {
+    let mut net = pair(Kind::Contact, 62, Faults::clean(10));
+    net.step(); // Bob answers and holds transport keys, unconfirmed.
+    let mut buf = [0u8; MAX_DATAGRAM];
+    let b = net.node_mut::<SessionPeer>(BOB).session.as_mut().unwrap();
+    assert!(!b.can_send());
+    assert!(b.send(Instant::from_millis(10), b"early", &mut buf).is_err());
+    net.node_mut::<SessionPeer>(ALICE).outbox = payloads(1);
+    run_to_quiet(&mut net);
+    assert!(net.node::<SessionPeer>(BOB).session.as_ref().unwrap().can_send());
+}
+
+/// A responder under load answers with a cookie reply; the initiator's next
+/// retransmission carries mac2 keyed by that cookie. A cookie reply sealed
+/// under the wrong key is dropped.
+#[test]
+fn a_cookie_reply_sets_mac2_on_the_next_retransmission() {
+    use peercollab_core::mac::MacKey;
+    use peercollab_core::wire::{CookieReply, Frame, Mode};
+    let alice = identity(1, 1);
+    let bob = identity(2, 1);
+    let mut rng = HashDrbg::from_u64(63);
+    let pinned = PinnedPeer::new(&alice, *bob.certificate()).unwrap();
+    let mut a = Session::initiate_contact(
+        &alice,
+        &pinned,
+        7,
+        StatementForm::Certificate,
+        Instant::ZERO,
+        &mut rng,
+    )
+    .unwrap();
+    let mut init = [0u8; MAX_DATAGRAM];
+    let n = a.poll_transmit(Instant::ZERO, &mut init).unwrap();
+    let mac1: [u8; 16] = init[n - 32..n - 16].try_into().unwrap();
+    assert_eq!(&init[n - 16..n], &[0; 16], "no cookie yet: mac2 is zeros");
+    let cookie = [0x5a; 16];
+    let reply = |key: &MacKey| {
+        let f = Frame::CookieReply(CookieReply {
+            mode: Mode::Ik,
+            receiver_index: 7,
+            nonce: [9; 24],
+            sealed_cookie: key.seal_cookie(&[9; 24], &cookie, &mac1),
+        });
+        let mut b = [0u8; 64];
+        f.emit(&mut b).unwrap();
+        b
+    };
+    let mut payload = [0u8; MAX_DATAGRAM];
+    let forged = reply(&MacKey::cookie(&[1; 32]));
+    assert_eq!(
+        a.handle_datagram(Instant::ZERO, &forged, &mut payload, &mut rng),
+        Err(Dropped::Decrypt)
+    );
+    let genuine = reply(&MacKey::cookie(bob.static_keys().public()));
+    assert_eq!(
+        a.handle_datagram(Instant::ZERO, &genuine, &mut payload, &mut rng),
+        Ok(Received::Handshake)
+    );
+    let t = a.poll_timeout().unwrap();
+    a.handle_timeout(t, &mut rng);
+    let mut again = [0u8; MAX_DATAGRAM];
+    let m = a.poll_transmit(t, &mut again).unwrap();
+    assert_eq!(m, n);
+    assert_eq!(&again[..n - 16], &init[..n - 16], "same initiation, same mac1");
+    assert_eq!(again[n - 16..n], MacKey::from_cookie(&cookie).mac(&again[..n - 16]));
+}

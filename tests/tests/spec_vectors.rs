@@ -22,7 +22,8 @@ use peercollab_core::session::{
     Incoming, PinnedPeer, Received, Session, SessionEvent, StatementForm, prologue,
 };
 use peercollab_core::wire::{
-    self, COOKIE_REPLY_LEN, CookieReply, Frame, MAX_DATAGRAM, MIN_XX_INITIATION_LEN, Mode,
+    self, COOKIE_REPLY_LEN, CookieReply, Frame, MAX_DATAGRAM, MIN_IK_INITIATION_LEN,
+    MIN_XX_INITIATION_LEN, Mode,
 };
 use peercollab_core::{Entropy, HashDrbg, Instant};
 use serde_json::{Value, json};
@@ -607,8 +608,9 @@ fn frame_sizes_match_the_spec() {
     else {
         unreachable!()
     };
-    assert_eq!(ik_init_cert, 280, "IK initiation stating the full certificate");
-    assert_eq!(ik_init_hash, 171, "IK initiation stating the certificate hash");
+    assert_eq!(ik_init_cert, 315, "IK initiation stating the full certificate");
+    assert_eq!(ik_init_hash, 220, "IK initiation stating the certificate hash (padded)");
+    assert_eq!(ik_init_hash, MIN_IK_INITIATION_LEN);
     assert_eq!(ik_resp, 111, "IK response");
     assert_eq!(ik_resp_h, 111, "IK response does not depend on the initiator's statement");
     assert_eq!(keepalive, 32, "keepalive (empty transport)");
@@ -662,7 +664,7 @@ fn minimum_lengths_match_the_spec() {
             })
             .expect("some length parses")
     };
-    assert_eq!(shortest([1, 1, 1, 0]), 136, "IK initiation");
+    assert_eq!(shortest([1, 1, 1, 0]), 220, "IK initiation");
     assert_eq!(shortest([1, 1, 2, 0]), 300, "XX initiation");
     assert_eq!(shortest([1, 2, 1, 0]), 76, "IK response");
     assert_eq!(shortest([1, 2, 2, 0]), 124, "XX response");

@@ -62,10 +62,11 @@ fn owned() -> impl Strategy<Value = Owned> {
     prop_oneof![
         (mode(), any::<u32>(), bytes(96, 1160), any::<[u8; 16]>(), any::<[u8; 16]>()).prop_map(
             |(m, s, n, a, b)| {
-                // XX initiations are padded to the minimum length.
+                // Initiations are padded to their mode's minimum length.
                 let mut n = n;
-                if m == Mode::Xx && n.len() < 260 {
-                    n.resize(260, 0);
+                let min = if m == Mode::Xx { 260 } else { 180 };
+                if n.len() < min {
+                    n.resize(min, 0);
                 }
                 Owned::Initiation(m, s, n, a, b)
             }
