@@ -563,25 +563,18 @@ impl Session {
         now: Instant,
         rng: &mut impl Entropy,
     ) -> Result<Self, SessionError> {
-        let hs = HandshakeState::new(
-            HandshakePattern::IK,
-            Role::Initiator,
-            &prologue(Mode::Ik),
-            Some(local.static_keys().clone()),
-            Some(*peer.cert.static_key()),
-            None,
-        )?
-        .with_precomputed_ss(peer.static_dh);
         let expect = Expect::Pinned { cert: peer.cert, hash: peer.cert_hash };
-        let mut s = Session::new(
-            Role::Initiator,
+        let rs = *peer.cert.static_key();
+        let mut s = Self::new_initiator(
+            local,
             Mode::Ik,
+            Some((rs, peer.static_dh)),
+            expect,
             local_index,
-            State::AwaitingResponse { hs, expect, final_statement: None },
             now,
-        );
-        s.initiation_mac1_key = MacKey::mac1(peer.cert.static_key());
-        s.cookie_key_material = *peer.cert.static_key();
+        )?;
+        s.initiation_mac1_key = MacKey::mac1(&rs);
+        s.cookie_key_material = rs;
         s.write_initiation(local, statement, Some(peer.cert_hash), rng)?;
         s.start_handshake_timers(now, rng);
         Ok(s)
@@ -597,22 +590,40 @@ impl Session {
         now: Instant,
         rng: &mut impl Entropy,
     ) -> Result<Self, SessionError> {
-        let hs = HandshakeState::new(
-            HandshakePattern::XX,
-            Role::Initiator,
-            &prologue(Mode::Xx),
-            Some(local.static_keys().clone()),
-            None,
-            None,
-        )?;
         let expect = expected.map_or(Expect::Anyone, Expect::Identity);
-        let final_statement = Some(*local.certificate_bytes());
-        let state = State::AwaitingResponse { hs, expect, final_statement };
-        let mut s = Session::new(Role::Initiator, Mode::Xx, local_index, state, now);
+        let mut s = Self::new_initiator(local, Mode::Xx, None, expect, local_index, now)?;
         s.write_initiation(local, StatementForm::Certificate, None, rng)?;
         s.cookie_key_material = s.initiation_ephemeral;
         s.start_handshake_timers(now, rng);
         Ok(s)
+    }
+
+    /// An initiator awaiting its first write. `pinned` is the responder's
+    /// static key with the precomputed static-static DH (IK).
+    fn new_initiator(
+        local: &LocalIdentity,
+        mode: Mode,
+        pinned: Option<([u8; DH_LEN], [u8; DH_LEN])>,
+        expect: Expect,
+        local_index: u32,
+        now: Instant,
+    ) -> Result<Self, SessionError> {
+        let mut hs = HandshakeState::new(
+            pattern(mode),
+            Role::Initiator,
+            &prologue(mode),
+            Some(local.static_keys().clone()),
+            pinned.map(|(rs, _)| rs),
+            None,
+        )?;
+        if let Some((_, ss)) = pinned {
+            hs = hs.with_precomputed_ss(ss);
+        }
+        // XX states the certificate in message 3, written when message 2
+        // arrives; the session keeps it until then.
+        let final_statement = (mode == Mode::Xx).then(|| *local.certificate_bytes());
+        let state = State::AwaitingResponse { hs, expect, final_statement };
+        Ok(Session::new(Role::Initiator, mode, local_index, state, now))
     }
 
     fn write_initiation(
