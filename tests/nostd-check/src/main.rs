@@ -2,92 +2,97 @@
 //! `peercollab-core` with **no global allocator**: if anything in the core
 //! (or its dependencies) used `alloc`, this binary would fail to link.
 //!
-//! It runs a complete exchange through the core so the linker keeps the code
-//! paths: today a Noise IK handshake plus one transport message
-//! ([`exercise`]). `core::hint::black_box` keeps the optimiser from folding
-//! the work away.
+//! It runs complete exchanges through the core so the linker keeps the code
+//! paths: an IK contact handshake and an XX endpoint handshake between two
+//! secure sessions, each followed by a transport payload both ways, and a
+//! contact card round trip ([`exercise`]). `core::hint::black_box` keeps the
+//! optimiser from folding the work away.
 //!
 //! Build: `cargo build --release` in this directory (the target is set in
 //! `.cargo/config.toml`).
 #![no_std]
 #![no_main]
 
+use core::fmt::Write as _;
 use core::hint::black_box;
 use core::panic::PanicInfo;
 
 use cortex_m_rt::entry;
-use peercollab_core::HashDrbg;
-use peercollab_core::noise::{HandshakePattern, HandshakeState, KeyPair, Role};
+use peercollab_core::card::ContactCard;
+use peercollab_core::identity::{EndpointId, LocalIdentity};
+use peercollab_core::session::{Incoming, PinnedPeer, Received, Session, StatementForm};
+use peercollab_core::wire::MAX_DATAGRAM;
+use peercollab_core::{HashDrbg, Instant};
 
-/// Everything the binary exercises in the core, in one function so it is easy
-/// to replace (later: the full secure-session handshake).
-///
-/// Returns `true` when both sides agree on the handshake hash and the
-/// transport message arrives intact.
+/// One handshake between Alice (initiator) and Bob (responder), then one
+/// payload each way. `contact` picks IK (Alice pinned Bob) or XX.
+fn handshake(
+    contact: bool,
+    alice: &LocalIdentity,
+    bob: &LocalIdentity,
+    rng: &mut HashDrbg,
+) -> bool {
+    let now = Instant::ZERO;
+    let (Ok(a_pins_b), Ok(b_pins_a)) =
+        (PinnedPeer::new(alice, *bob.certificate()), PinnedPeer::new(bob, *alice.certificate()))
+    else {
+        return false;
+    };
+    let started = if contact {
+        Session::initiate_contact(alice, &a_pins_b, 1, StatementForm::Certificate, now, rng)
+    } else {
+        Session::initiate_endpoint(alice, Some(bob.identity()), 1, now, rng)
+    };
+    let Ok(mut a) = started else { return false };
+    let mut buf = [0u8; MAX_DATAGRAM];
+    let mut payload = [0u8; MAX_DATAGRAM];
+    let Some(n) = a.poll_transmit(now, &mut buf) else { return false };
+    let directory = [b_pins_a];
+    let Ok(incoming) = Incoming::read(bob, &directory[..], black_box(&buf[..n])) else {
+        return false;
+    };
+    let Ok(mut b) = incoming.accept(bob, 2, now, rng) else { return false };
+    let Some(n) = b.poll_transmit(now, &mut buf) else { return false };
+    if a.handle_datagram(now, black_box(&buf[..n]), &mut payload, rng).is_err() {
+        return false;
+    }
+    if !contact {
+        let Some(n) = a.poll_transmit(now, &mut buf) else { return false };
+        if b.handle_datagram(now, black_box(&buf[..n]), &mut payload, rng).is_err() {
+            return false;
+        }
+    }
+    let Ok(n) = a.send(now, b"invite", &mut buf) else { return false };
+    if b.handle_datagram(now, black_box(&buf[..n]), &mut payload, rng) != Ok(Received::Payload(6)) {
+        return false;
+    }
+    let Ok(n) = b.send(now, b"ringing", &mut buf) else { return false };
+    let got = a.handle_datagram(now, black_box(&buf[..n]), &mut payload, rng);
+    got == Ok(Received::Payload(7)) && a.handshake_hash() == b.handshake_hash()
+}
+
+/// A contact card written and parsed back.
+fn card_round_trip(alice: &LocalIdentity) -> bool {
+    let Ok(card) = ContactCard::issue(alice.secret(), "Alice", &[*alice.certificate()], &[]) else {
+        return false;
+    };
+    let mut text: heapless::String<{ peercollab_core::card::MAX_CARD_TEXT_LEN }> =
+        heapless::String::new();
+    if write!(text, "{card}").is_err() {
+        return false;
+    }
+    ContactCard::parse(black_box(text.as_str())).is_ok_and(|c| c == card)
+}
+
+/// Everything the binary exercises in the core. Returns `true` when every
+/// exchange succeeded.
 fn exercise(seed: u64) -> bool {
     let mut rng = HashDrbg::from_u64(seed);
-    let initiator_static = KeyPair::generate(&mut rng);
-    let responder_static = KeyPair::generate(&mut rng);
-    let responder_public = *responder_static.public();
-    let prologue = b"peercollab nostd-check";
-
-    let Ok(mut initiator) = HandshakeState::new(
-        HandshakePattern::IK,
-        Role::Initiator,
-        prologue,
-        Some(initiator_static),
-        Some(responder_public),
-        None,
-    ) else {
-        return false;
-    };
-    let Ok(mut responder) = HandshakeState::new(
-        HandshakePattern::IK,
-        Role::Responder,
-        prologue,
-        Some(responder_static),
-        None,
-        None,
-    ) else {
-        return false;
-    };
-
-    let mut msg = [0u8; 256];
-    let mut payload = [0u8; 256];
-
-    // IK message 1: -> e, es, s, ss
-    let Ok(n) = initiator.write_message(black_box(b"invite"), &mut msg, &mut rng) else {
-        return false;
-    };
-    let Ok(p) = responder.read_message(black_box(&msg[..n]), &mut payload) else {
-        return false;
-    };
-    if &payload[..p] != b"invite" {
-        return false;
-    }
-
-    // IK message 2: <- e, ee, se
-    let Ok(n) = responder.write_message(b"", &mut msg, &mut rng) else {
-        return false;
-    };
-    if initiator.read_message(black_box(&msg[..n]), &mut payload).is_err() {
-        return false;
-    }
-    if initiator.handshake_hash() != responder.handshake_hash() {
-        return false;
-    }
-
-    // One transport message, initiator to responder.
-    let (Ok(mut ti), Ok(mut tr)) = (initiator.into_transport(), responder.into_transport()) else {
-        return false;
-    };
-    let Ok(n) = ti.write_message(black_box(b"hello from the initiator"), &mut msg) else {
-        return false;
-    };
-    let Ok(p) = tr.read_message(black_box(&msg[..n]), &mut payload) else {
-        return false;
-    };
-    black_box(&payload[..p]) == b"hello from the initiator"
+    let alice = LocalIdentity::generate(&mut rng, EndpointId(1));
+    let bob = LocalIdentity::generate(&mut rng, EndpointId(1));
+    handshake(true, &alice, &bob, &mut rng)
+        && handshake(false, &alice, &bob, &mut rng)
+        && card_round_trip(&alice)
 }
 
 #[entry]
