@@ -1277,6 +1277,10 @@ impl Incoming {
     /// statement: the certificate hash in IK, whose initiator pinned it; the
     /// full certificate in XX), caches it for duplicates and returns the
     /// session, with the response ready in `poll_transmit`.
+    ///
+    /// An error means nothing was sent and the initiation should be dropped:
+    /// `Noise(NonContributory)` is an XX initiator's low-order ephemeral key
+    /// (XX message 1 does no Diffie-Hellman, so it shows only here).
     pub fn accept(
         self,
         local: &LocalIdentity,

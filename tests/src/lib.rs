@@ -15,7 +15,9 @@
 use std::collections::BTreeMap;
 
 use peercollab_core::identity::LocalIdentity;
-use peercollab_core::session::{Dropped, Incoming, PinnedPeer, Received, Session, SessionEvent};
+use peercollab_core::session::{
+    Dropped, Incoming, PinnedPeer, Received, Session, SessionError, SessionEvent,
+};
 use peercollab_core::wire::MAX_DATAGRAM;
 use peercollab_core::{Entropy, HashDrbg, Instant};
 
@@ -279,6 +281,8 @@ pub struct SessionPeer {
     pub events: Vec<(Instant, SessionEvent)>,
     /// Datagrams dropped, with the reason.
     pub dropped: Vec<Dropped>,
+    /// Initiations that read correctly but could not be answered.
+    pub refused: Vec<SessionError>,
     /// Every datagram this node sent, with its time.
     pub sent: Vec<(Instant, Vec<u8>)>,
     /// The index a responder gives its session.
@@ -307,6 +311,7 @@ impl SessionPeer {
             keepalives: 0,
             events: Vec::new(),
             dropped: Vec::new(),
+            refused: Vec::new(),
             sent: Vec::new(),
             responder_index,
             rng,
@@ -356,7 +361,7 @@ impl Node for SessionPeer {
                 Ok(incoming) => {
                     match incoming.accept(&self.local, self.responder_index, now, &mut self.rng) {
                         Ok(s) => self.session = Some(s),
-                        Err(e) => panic!("accept failed: {e:?}"),
+                        Err(e) => self.refused.push(e),
                     }
                 }
                 Err(d) => self.dropped.push(d),

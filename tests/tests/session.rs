@@ -595,3 +595,31 @@ fn a_cookie_reply_sets_mac2_on_the_next_retransmission() {
     assert_eq!(&again[..n - 16], &init[..n - 16], "same initiation, same mac1");
     assert_eq!(again[n - 16..n], MacKey::from_cookie(&cookie).mac(&again[..n - 16]));
 }
+
+/// XX message 1 carries only an ephemeral key and does no Diffie-Hellman, so
+/// a low-order key passes `Incoming::read`; answering it fails, nothing is
+/// sent, and the responder is unchanged.
+#[test]
+fn xx_initiation_with_a_low_order_ephemeral_is_refused_without_a_reply() {
+    use peercollab_core::mac::{MacKey, XX_MAC1_KEY_MATERIAL};
+    use peercollab_core::noise::Error as NoiseError;
+    use peercollab_core::session::SessionError;
+    use peercollab_core::wire::{Frame, Initiation, Mode};
+    let bob = identity(2, 1);
+    let noise = [0u8; 260]; // e = 0 (low order), then the zero padding
+    let mut buf = [0u8; MAX_DATAGRAM];
+    let n = Frame::Initiation(Initiation {
+        mode: Mode::Xx,
+        sender_index: 1,
+        noise: &noise,
+        mac1: [0; 16],
+        mac2: [0; 16],
+    })
+    .emit(&mut buf)
+    .unwrap();
+    let mac1 = MacKey::mac1(&XX_MAC1_KEY_MATERIAL).mac(&buf[..n - 32]);
+    buf[n - 32..n - 16].copy_from_slice(&mac1);
+    let incoming = Incoming::read(&bob, &(), &buf[..n]).expect("message 1 has nothing to check");
+    let refused = incoming.accept(&bob, 2, Instant::ZERO, &mut HashDrbg::from_u64(70)).unwrap_err();
+    assert_eq!(refused, SessionError::Noise(NoiseError::NonContributory));
+}
