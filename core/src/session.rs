@@ -87,9 +87,9 @@ pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(32);
 /// COOKIE_SECRET_MAX_AGE), so an older cookie would be refused anyway.
 pub const COOKIE_LIFETIME: Duration = Duration::from_secs(120);
 /// The largest handshake datagram this implementation writes (an IK
-/// initiation stating a full certificate is 280 bytes, a padded XX
-/// initiation 300): the size of the per-session cache that retransmissions
-/// and duplicate answers are served from.
+/// initiation stating a full certificate is 315 bytes, a padded XX
+/// initiation 300, an XX response 268): the size of the per-session cache
+/// that retransmissions and duplicate answers are served from.
 pub const MAX_HANDSHAKE_FRAME: usize = 320;
 /// Label at the start of the Noise prologue; version and mode follow, so a
 /// frame whose header was altered fails the handshake.
