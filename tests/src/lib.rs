@@ -21,6 +21,22 @@ use peercollab_core::session::{
 use peercollab_core::wire::MAX_DATAGRAM;
 use peercollab_core::{Entropy, HashDrbg, Instant};
 
+/// Lowercase hex of `bytes` (test data and diagnostics).
+#[must_use]
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The bytes of a hex string. Test data only: panics on malformed input.
+#[must_use]
+pub fn unhex(s: &str) -> Vec<u8> {
+    assert!(s.len().is_multiple_of(2), "odd-length hex {s:?}");
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).expect("hex digit"))
+        .collect()
+}
+
 /// Index of a node in a [`Network`].
 pub type NodeId = usize;
 

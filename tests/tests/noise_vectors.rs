@@ -3,6 +3,7 @@
 //! through `peercollab_core::noise`: handshake messages, payloads, the
 //! handshake hash and the transport messages that follow.
 
+use peercollab_tests::{hex, unhex};
 use std::collections::{BTreeMap, VecDeque};
 
 use peercollab_core::Entropy;
@@ -28,18 +29,6 @@ impl Entropy for FixedEphemerals {
         let key = self.0.pop_front().expect("engine asked for more ephemerals than the vector has");
         dst.copy_from_slice(&key);
     }
-}
-
-fn unhex(s: &str) -> Vec<u8> {
-    assert!(s.len().is_multiple_of(2), "odd-length hex {s:?}");
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).expect("hex digit"))
-        .collect()
-}
-
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
 fn field_bytes(v: &Value, key: &str) -> Option<Vec<u8>> {

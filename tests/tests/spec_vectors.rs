@@ -13,7 +13,7 @@
 //! file is (re)written from the inputs below first; the check then runs as
 //! usual.
 
-use std::fmt::Write as _;
+use peercollab_tests::{hex, unhex};
 use std::path::Path;
 
 use peercollab_core::identity::{EndpointId, IdentitySecret, LocalIdentity};
@@ -33,21 +33,6 @@ const VECTORS: &str =
 const REGENERATE_ENV: &str = "PEERCOLLAB_REGENERATE_VECTORS";
 
 // ---------------------------------------------------------------- hex
-
-fn hex(b: &[u8]) -> String {
-    b.iter().fold(String::with_capacity(2 * b.len()), |mut s, x| {
-        let _ = write!(s, "{x:02x}");
-        s
-    })
-}
-
-fn unhex(s: &str) -> Vec<u8> {
-    assert!(s.len().is_multiple_of(2), "odd-length hex {s:?}");
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).expect("hex digit"))
-        .collect()
-}
 
 fn unhex32(s: &str) -> [u8; 32] {
     unhex(s).try_into().unwrap_or_else(|v: Vec<u8>| panic!("{s:?}: {} bytes, not 32", v.len()))
