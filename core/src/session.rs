@@ -245,6 +245,9 @@ pub enum Dropped {
     UnknownCertificateHash,
     /// The stated certificate does not certify the handshake's static key.
     StaticKeyMismatch,
+    /// The caller's admission check turned the stated identity away (see
+    /// [`Incoming::read_admitting`]).
+    NotAdmitted,
     /// The session is closed.
     Closed,
 }
@@ -476,6 +479,7 @@ fn verify_statement(
     remote_static: &[u8; DH_LEN],
     pinned: Option<(Certificate, CertHash)>,
     expect: &Expect,
+    admit: impl FnOnce(&IdentityKey) -> bool,
 ) -> Result<Result<Certificate, Failure>, Dropped> {
     let mut statement = None;
     for field in tlv::fields(payload) {
@@ -494,7 +498,17 @@ fn verify_statement(
         match pinned {
             // Byte-equal to the pinned certificate: already verified.
             Some((p, _)) if value.len() == CERT_LEN && ct_eq(value, &p.encode()) => p,
-            _ => Certificate::parse(value).map_err(Dropped::BadCertificate)?,
+            _ => {
+                // Policy before the signature check, the costliest step:
+                // whom the caller turns away costs no verification.
+                let claimed = value.get(1..33).and_then(|b| <[u8; 32]>::try_from(b).ok());
+                let claimed = claimed.map(|b| IdentityKey::from_bytes(&b));
+                match claimed {
+                    Some(Ok(id)) if !admit(&id) => return Err(Dropped::NotAdmitted),
+                    _ => {}
+                }
+                Certificate::parse(value).map_err(Dropped::BadCertificate)?
+            }
         }
     } else {
         match pinned {
@@ -812,7 +826,7 @@ impl Session {
             Expect::Pinned { cert, hash } => Some((cert, hash)),
             _ => None,
         };
-        let cert = match verify_statement(&plain[..n], &remote_static, pinned, &expect)? {
+        let cert = match verify_statement(&plain[..n], &remote_static, pinned, &expect, |_| true)? {
             Ok(cert) => cert,
             Err(failure) => {
                 self.fail(failure);
@@ -892,13 +906,14 @@ impl Session {
         let mut plain = [0u8; MAX_DATAGRAM];
         let n = next.read_message(f.noise, &mut plain)?;
         let remote_static = *next.remote_static().ok_or(Dropped::Unexpected)?;
-        let cert = match verify_statement(&plain[..n], &remote_static, None, &Expect::Anyone)? {
-            Ok(cert) => cert,
-            Err(failure) => {
-                self.fail(failure);
-                return Ok(Received::Handshake);
-            }
-        };
+        let cert =
+            match verify_statement(&plain[..n], &remote_static, None, &Expect::Anyone, |_| true)? {
+                Ok(cert) => cert,
+                Err(failure) => {
+                    self.fail(failure);
+                    return Ok(Received::Handshake);
+                }
+            };
         let transport = next.into_transport()?;
         self.peer = Some(cert);
         self.final_digest = Some(digest);
@@ -1191,6 +1206,21 @@ impl Incoming {
         directory: &(impl PeerDirectory + ?Sized),
         datagram: &[u8],
     ) -> Result<Incoming, Dropped> {
+        Self::read_admitting(local, directory, datagram, |_| true)
+    }
+
+    /// [`read`](Self::read), with the caller's policy applied as soon as the
+    /// initiator's claimed identity is known (IK) and before its certificate
+    /// signature is checked: an identity `admit` refuses is dropped with
+    /// [`Dropped::NotAdmitted`] at the cost of the Diffie-Hellman work only.
+    /// (A certificate byte-equal to the one pinned for the key needs no
+    /// signature check and is admitted or refused by the caller afterwards.)
+    pub fn read_admitting(
+        local: &LocalIdentity,
+        directory: &(impl PeerDirectory + ?Sized),
+        datagram: &[u8],
+        admit: impl FnOnce(&IdentityKey) -> bool,
+    ) -> Result<Incoming, Dropped> {
         let Frame::Initiation(f) = Frame::parse(datagram)? else {
             return Err(Dropped::Unexpected);
         };
@@ -1223,7 +1253,7 @@ impl Incoming {
                     .and_then(|(_, v)| <[u8; 32]>::try_from(v).ok());
                 let rs = *hs.remote_static().ok_or(Dropped::Unexpected)?;
                 let pinned = directory.by_static_key(&rs).map(|p| (p.cert, p.cert_hash));
-                match verify_statement(&plain[..n], &rs, pinned, &Expect::Anyone)? {
+                match verify_statement(&plain[..n], &rs, pinned, &Expect::Anyone, admit)? {
                     Ok(cert) => Some(cert),
                     Err(_) => return Err(Dropped::BadPayload),
                 }

@@ -623,3 +623,35 @@ fn xx_initiation_with_a_low_order_ephemeral_is_refused_without_a_reply() {
     let refused = incoming.accept(&bob, 2, Instant::ZERO, &mut HashDrbg::from_u64(70)).unwrap_err();
     assert_eq!(refused, SessionError::Noise(NoiseError::NonContributory));
 }
+
+/// The responder's policy sees the claimed identity before the certificate
+/// signature is checked; an identity it refuses is dropped, and nothing is
+/// sent.
+#[test]
+fn responder_policy_runs_before_the_signature_check_and_refusal_is_silent() {
+    let alice = identity(1, 1);
+    let bob = identity(2, 1);
+    let pinned_bob = PinnedPeer::new(&alice, *bob.certificate()).unwrap();
+    let mut rng = HashDrbg::from_u64(80);
+    let mut s = Session::initiate_contact(
+        &alice,
+        &pinned_bob,
+        1,
+        StatementForm::Certificate,
+        Instant::ZERO,
+        &mut rng,
+    )
+    .unwrap();
+    let mut buf = [0u8; MAX_DATAGRAM];
+    let n = s.poll_transmit(Instant::ZERO, &mut buf).unwrap();
+    let mut asked = None;
+    let refused = Incoming::read_admitting(&bob, &(), &buf[..n], |id| {
+        asked = Some(*id);
+        false
+    });
+    assert_eq!(refused.unwrap_err(), Dropped::NotAdmitted);
+    assert_eq!(asked, Some(alice.identity()));
+    // Admitted, the certificate is verified and becomes the peer.
+    let admitted = Incoming::read_admitting(&bob, &(), &buf[..n], |_| true).unwrap();
+    assert_eq!(admitted.peer().unwrap().identity(), &alice.identity());
+}
