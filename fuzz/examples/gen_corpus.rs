@@ -5,12 +5,21 @@
 //! clean unless the core's wire behaviour changed. Every seed is also run
 //! through its target's body here, so a seed that panics is caught at once.
 
+use std::collections::BTreeMap;
 use std::fs;
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::Path;
 
 use peercollab_core::HashDrbg;
-use peercollab_core::noise::{HandshakePattern, HandshakeState, Role};
+use peercollab_core::card::{CARD_CHECKSUM_LABEL, CARD_PREFIX, ContactCard};
+use peercollab_core::identity::{Certificate, EndpointId, LocalIdentity};
+use peercollab_core::mac::{MacKey, XX_MAC1_KEY_MATERIAL};
+use peercollab_core::noise::{HandshakePattern, HandshakeState, Role, hash};
+use peercollab_core::session::SessionEvent;
+use peercollab_core::wire::{self, Frame, FrameType, Initiation, MAC_LEN, tlv};
+use peercollab_fuzz::handshake_responder::{self as hr, Mutation, Op, Source, start};
 use peercollab_fuzz::noise_responder::{self as nr, Mode};
+use peercollab_fuzz::{contact_card_parse, frame_decode};
 
 fn write(target: &str, name: &str, data: &[u8]) {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("corpus").join(target);
@@ -96,6 +105,479 @@ fn noise_responder() {
     write(T, "xx_msg1_zero_ephemeral", &seed);
 }
 
+/// The newest genuine datagram, as sent.
+fn newest() -> Source {
+    Source::Genuine { back: 0, mutation: Mutation::None }
+}
+
+/// The newest genuine datagram, mutated.
+fn newest_with(mutation: Mutation) -> Source {
+    Source::Genuine { back: 0, mutation }
+}
+
+/// Bob reads the newest datagram and accepts it into `slot`.
+fn read_newest(slot: u8) -> Op {
+    read(slot, newest())
+}
+
+/// Bob reads a datagram and accepts it into `slot` if it reads.
+fn read(slot: u8, src: Source) -> Op {
+    Op::Read { src, accept: true, slot, index: 0xB0B0_0000 + u32::from(slot) }
+}
+
+fn to_bob(slot: u8) -> Op {
+    Op::ToBob { slot, src: newest() }
+}
+
+fn to_initiator() -> Op {
+    Op::ToInitiator { src: newest() }
+}
+
+/// An XX initiation whose ephemeral key is all zeros (low order), padded and
+/// with a valid mac1: `Incoming::read` takes it, `accept` refuses it.
+fn low_order_xx_initiation() -> Vec<u8> {
+    let noise = [0u8; wire::MIN_XX_INITIATION_LEN - wire::INITIATION_OVERHEAD];
+    let frame = Frame::Initiation(Initiation {
+        mode: wire::Mode::Xx,
+        sender_index: 0x10_0E,
+        noise: &noise,
+        mac1: [0; MAC_LEN],
+        mac2: [0; MAC_LEN],
+    });
+    let mut buf = vec![0u8; frame.buffer_len()];
+    let n = frame.emit(&mut buf).expect("a padded XX initiation emits");
+    let mac1 = MacKey::mac1(&XX_MAC1_KEY_MATERIAL).mac(&buf[..n - 2 * MAC_LEN]);
+    buf[n - 2 * MAC_LEN..n - MAC_LEN].copy_from_slice(&mac1);
+    buf
+}
+
+/// Writes a `handshake_responder` seed after checking that it decodes to
+/// `ops` and runs; returns what the run did.
+fn hr_seed(name: &str, ops: &[Op]) -> hr::Report {
+    let seed = hr::encode(ops);
+    assert_eq!(hr::decode(&seed), ops, "seed {name} does not decode to its operations");
+    let report = hr::run_report(&seed);
+    write("handshake_responder", name, &seed);
+    report
+}
+
+fn established(r: &hr::Report, who: u8) -> bool {
+    r.events.contains(&(who, SessionEvent::Established))
+}
+
+/// Seeds for `handshake_responder`; returns every datagram their runs sent.
+fn handshake_responder() -> Vec<Vec<u8>> {
+    let mut transcripts = Vec::new();
+    let mut keep = |r: hr::Report| transcripts.extend(r.transmitted);
+
+    // IK, full certificate statement: both established, payloads both ways,
+    // the largest payload, and one too large (refused).
+    let r = hr_seed(
+        "ik_certificate",
+        &[
+            Op::Start { flags: 0 },
+            read_newest(0),
+            to_initiator(),
+            Op::Send { who: 0, len: 10 },
+            to_bob(0),
+            Op::Send { who: 1, len: 12 },
+            to_initiator(),
+            Op::Send { who: 0, len: u16::try_from(wire::MAX_TRANSPORT_PAYLOAD).unwrap() },
+            to_bob(0),
+            Op::Send { who: 0, len: u16::try_from(wire::MAX_TRANSPORT_PAYLOAD + 1).unwrap() },
+        ],
+    );
+    assert!(established(&r, 0) && established(&r, 1), "{r:?}");
+    assert_eq!(r.delivered, [(1, 10), (0, 12), (1, wire::MAX_TRANSPORT_PAYLOAD)]);
+    keep(r);
+
+    // IK, hash statement, confirmed by a keepalive.
+    let r = hr_seed(
+        "ik_hash",
+        &[
+            Op::Start { flags: start::HASH },
+            read_newest(0),
+            to_initiator(),
+            Op::Send { who: 0, len: 0 },
+            to_bob(0),
+        ],
+    );
+    assert!(established(&r, 0) && established(&r, 1), "{r:?}");
+    assert_eq!(r.delivered, [(1, 0)]);
+    keep(r);
+
+    // IK to Bob's old certificate: Bob states his current one in full.
+    let r = hr_seed(
+        "ik_old_pin",
+        &[
+            Op::Start { flags: start::OLD_PIN },
+            read_newest(0),
+            to_initiator(),
+            Op::Send { who: 0, len: 5 },
+            to_bob(0),
+        ],
+    );
+    assert!(established(&r, 0) && established(&r, 1), "{r:?}");
+    keep(r);
+
+    // IK from Carol, whom Bob does not know: a certificate statement works,
+    // a hash statement is refused.
+    let r = hr_seed(
+        "ik_unknown_initiator",
+        &[
+            Op::Start { flags: start::CAROL },
+            read_newest(0),
+            to_initiator(),
+            Op::Send { who: 0, len: 3 },
+            to_bob(0),
+            Op::Start { flags: start::CAROL | start::HASH },
+            read_newest(1),
+        ],
+    );
+    assert!(established(&r, 0) && established(&r, 1), "{r:?}");
+    assert_eq!(r.accepted, 1);
+    keep(r);
+
+    // XX expecting Bob: final message, a duplicate of it answered by a
+    // keepalive that confirms Alice, then a payload.
+    let r = hr_seed(
+        "xx_expect_bob",
+        &[
+            Op::Start { flags: start::XX | start::EXPECT_BOB },
+            read_newest(0),
+            to_initiator(),
+            to_bob(0),
+            to_bob(0),
+            to_initiator(),
+            Op::Send { who: 0, len: 20 },
+            to_bob(0),
+        ],
+    );
+    assert!(established(&r, 0) && established(&r, 1), "{r:?}");
+    assert_eq!(r.delivered, [(0, 0), (1, 20)]);
+    keep(r);
+
+    // XX from Carol, accepting anyone; Bob sends first after confirmation.
+    let r = hr_seed(
+        "xx_unknown_initiator",
+        &[
+            Op::Start { flags: start::XX | start::CAROL },
+            read_newest(1),
+            to_initiator(),
+            Op::ToBob { slot: 1, src: newest() },
+            Op::Send { who: 2, len: 7 },
+            to_initiator(),
+        ],
+    );
+    assert!(established(&r, 0) && established(&r, 2), "{r:?}");
+    assert_eq!(r.delivered, [(0, 7)]);
+    keep(r);
+
+    // A low-order XX ephemeral: read, then refused by accept.
+    let r = hr_seed(
+        "xx_low_order_ephemeral",
+        &[Op::Read {
+            src: Source::Raw(low_order_xx_initiation()),
+            accept: true,
+            slot: 0,
+            index: 1,
+        }],
+    );
+    assert_eq!((r.accepted, r.accept_failed), (0, 1), "{r:?}");
+    keep(r);
+
+    // A retransmitted initiation is a duplicate, answered from cache.
+    let r = hr_seed(
+        "ik_retransmission",
+        &[
+            Op::Start { flags: 0 },
+            read_newest(0),
+            Op::Advance { ms: 1_400 },
+            to_bob(0),
+            to_initiator(),
+        ],
+    );
+    assert!(established(&r, 0), "{r:?}");
+    keep(r);
+
+    // A cookie reply: the retransmission carries mac2, and is accepted.
+    let r = hr_seed(
+        "ik_cookie",
+        &[
+            Op::Start { flags: 0 },
+            Op::Cookie { nonce: 1, cookie: 2 },
+            to_initiator(),
+            Op::Advance { ms: 1_400 },
+            read_newest(0),
+            to_initiator(),
+        ],
+    );
+    assert!(established(&r, 0), "{r:?}");
+    keep(r);
+    let r = hr_seed(
+        "xx_cookie",
+        &[
+            Op::Start { flags: start::XX },
+            Op::Cookie { nonce: 3, cookie: 4 },
+            to_initiator(),
+            Op::Advance { ms: 1_400 },
+            read_newest(0),
+            to_initiator(),
+        ],
+    );
+    assert!(established(&r, 0), "{r:?}");
+    keep(r);
+
+    // Time: backwards, past every deadline, to the end of time.
+    let r = hr_seed(
+        "timeouts",
+        &[
+            Op::Start { flags: start::XX },
+            read_newest(0),
+            Op::Advance { ms: -5_000 },
+            Op::Advance { ms: 20_000 },
+            Op::Jump { at: hr::START_MS + 40_000 },
+            Op::Jump { at: u64::MAX },
+            Op::Advance { ms: -1 },
+            Op::Start { flags: 0 },
+            read_newest(1),
+        ],
+    );
+    assert!(r.events.iter().any(|(w, e)| *w == 1 && matches!(e, SessionEvent::Failed(_))));
+    keep(r);
+
+    // Mutated and junk datagrams, a session closed.
+    let r = hr_seed(
+        "mutations_and_close",
+        &[
+            Op::Start { flags: 0 },
+            read(0, newest_with(Mutation::Flip { at: 100, xor: 1 })),
+            read(0, newest_with(Mutation::Truncate { len: 219 })),
+            read_newest(0),
+            Op::ToInitiator { src: newest_with(Mutation::Set { at: 3, value: 1 }) },
+            Op::ToBob { slot: 0, src: Source::Raw(vec![1, 5, 0, 0, 0xB0, 0xB0, 0, 0, 0, 0, 0, 0]) },
+            to_initiator(),
+            Op::Send { who: 0, len: 1 },
+            Op::ToBob { slot: 0, src: newest_with(Mutation::Append(vec![0])) },
+            to_bob(0),
+            to_bob(0),
+            Op::Close { who: 1 },
+            to_bob(0),
+        ],
+    );
+    assert!(established(&r, 1), "{r:?}");
+    assert_eq!(r.delivered, [(1, 1)]);
+    assert!(r.dropped >= 5, "{r:?}");
+    keep(r);
+
+    // Both of Bob's slots: an IK and an XX session.
+    let r = hr_seed(
+        "two_sessions",
+        &[
+            Op::Start { flags: 0 },
+            read_newest(0),
+            Op::Start { flags: start::XX },
+            read_newest(1),
+            to_initiator(),
+            Op::ToBob { slot: 1, src: newest() },
+            Op::Send { who: 2, len: 9 },
+            to_initiator(),
+            Op::ToBob { slot: 0, src: Source::Genuine { back: 3, mutation: Mutation::None } },
+        ],
+    );
+    assert!(established(&r, 2), "{r:?}");
+    keep(r);
+
+    transcripts
+}
+
+/// Seeds for `frame_decode`: one genuine datagram of each type, mode and
+/// handshake size that the handshake seeds sent, a TLV payload and two
+/// malformed headers.
+fn frame_decode(transcripts: &[Vec<u8>]) {
+    const T: &str = "frame_decode";
+    let mut seen = BTreeMap::new();
+    for d in transcripts {
+        let f = Frame::parse(d).expect("genuine datagrams parse");
+        let name = match f {
+            Frame::Initiation(i) => format!("initiation_{:?}_{}", i.mode, d.len()),
+            Frame::Response(r) => format!("response_{:?}_{}", r.mode, d.len()),
+            Frame::HandshakeFinal(_) => format!("final_{}", d.len()),
+            Frame::CookieReply(c) => format!("cookie_reply_{:?}", c.mode),
+            Frame::Transport(_) if d.len() == wire::MIN_TRANSPORT_LEN => "keepalive".to_string(),
+            Frame::Transport(_) if d.len() == wire::MAX_DATAGRAM => "transport_max".to_string(),
+            Frame::Transport(_) => "transport".to_string(),
+        };
+        seen.entry(name.to_lowercase()).or_insert_with(|| d.clone());
+    }
+    for ty in [
+        FrameType::Initiation,
+        FrameType::Response,
+        FrameType::HandshakeFinal,
+        FrameType::CookieReply,
+        FrameType::Transport,
+    ] {
+        assert!(seen.values().any(|d| wire::peek_type(d) == Ok(ty)), "no genuine {ty:?} datagram");
+    }
+    for (name, d) in &seen {
+        frame_decode::run(d);
+        write(T, name, d);
+    }
+
+    // A TLV payload as a handshake writes it: statement, pinned hash, padding.
+    let mut buf = [0u8; 256];
+    let mut w = tlv::Writer::new(&mut buf);
+    w.field(tlv::CERTIFICATE, &[0x11; 141]).unwrap();
+    w.field(tlv::PEER_CERTIFICATE_HASH, &[0x22; 32]).unwrap();
+    w.field(0x40, &[]).unwrap();
+    w.pad_to(200).unwrap();
+    let n = w.len();
+    frame_decode::run(&buf[..n]);
+    write(T, "tlv_payload", &buf[..n]);
+
+    // Malformed headers: a version and a reserved byte this side refuses.
+    let keepalive = &seen["keepalive"];
+    let mut bad = keepalive.clone();
+    bad[0] = 2;
+    frame_decode::run(&bad);
+    write(T, "bad_version", &bad);
+    let mut bad = keepalive.clone();
+    bad[3] = 0x80;
+    frame_decode::run(&bad);
+    write(T, "reserved_set", &bad);
+}
+
+const BASE32: &[u8; 32] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
+
+/// Decodes canonical card base32 (no separators).
+fn base32_decode(text: &str) -> Vec<u8> {
+    let (mut acc, mut bits, mut out) = (0u32, 0u32, Vec::new());
+    for c in text.bytes() {
+        let v = BASE32.iter().position(|&a| a == c).expect("canonical base32") as u32;
+        acc = (acc << 5) | v;
+        bits += 5;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+            acc &= (1 << bits) - 1;
+        }
+    }
+    out
+}
+
+/// The text of a card with this payload, with a correct checksum.
+fn card_text(payload: &[u8]) -> String {
+    let sum = hash(&[CARD_CHECKSUM_LABEL, payload]);
+    let mut bytes = payload.to_vec();
+    bytes.extend_from_slice(&sum[..4]);
+    let (mut acc, mut bits, mut out) = (0u32, 0u32, String::from(CARD_PREFIX));
+    for b in bytes {
+        acc = (acc << 8) | u32::from(b);
+        bits += 8;
+        while bits >= 5 {
+            bits -= 5;
+            out.push(char::from(BASE32[((acc >> bits) & 31) as usize]));
+        }
+        acc &= (1 << bits) - 1;
+    }
+    if bits > 0 {
+        out.push(char::from(BASE32[((acc << (5 - bits)) & 31) as usize]));
+    }
+    out
+}
+
+/// The payload of a card's canonical text.
+fn card_payload(text: &str) -> Vec<u8> {
+    let mut bytes = base32_decode(&text[CARD_PREFIX.len()..]);
+    bytes.truncate(bytes.len() - 4);
+    bytes
+}
+
+/// Seeds for `contact_card_parse`: real cards, written the ways people
+/// write them, and three that fail late (checksum, signature, certificate).
+fn contact_card_parse() {
+    const T: &str = "contact_card_parse";
+    let seed = |name: &str, text: &str, valid: bool| {
+        assert_eq!(ContactCard::parse(text).is_ok(), valid, "seed {name}");
+        contact_card_parse::run(text.as_bytes());
+        write(T, name, text.as_bytes());
+    };
+    let ident = |seed: u64| LocalIdentity::generate(&mut HashDrbg::from_u64(seed), EndpointId(1));
+    let alice = ident(0xCA4D_0001);
+    let bob = ident(0xCA4D_0002);
+
+    let minimal = ContactCard::issue(alice.secret(), "Alice", &[*alice.certificate()], &[])
+        .expect("a minimal card")
+        .to_string();
+    seed("minimal", &minimal, true);
+
+    let other_endpoint = |local: &LocalIdentity, endpoint: u32| {
+        let keys = peercollab_core::noise::KeyPair::generate(&mut HashDrbg::from_u64(
+            0xCA4D_0100 + u64::from(endpoint),
+        ));
+        Certificate::issue(local.secret(), keys.public(), EndpointId(endpoint), 1)
+    };
+    let addresses = [
+        SocketAddr::from((Ipv4Addr::new(192, 0, 2, 1), 4500)),
+        SocketAddr::from((Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1), 4500)),
+    ];
+    let two = ContactCard::issue(
+        bob.secret(),
+        "Bob’s laptop ☕",
+        &[*bob.certificate(), other_endpoint(&bob, 2)],
+        &addresses,
+    )
+    .expect("a card with two endpoints")
+    .to_string();
+    seed("two_endpoints_addresses", &two, true);
+
+    let certs: Vec<_> = (1..=4)
+        .map(|e| if e == 1 { *bob.certificate() } else { other_endpoint(&bob, e) })
+        .collect();
+    let v6: Vec<_> = (1..=4)
+        .map(|i| SocketAddr::from((Ipv6Addr::new(0x2001, 0xdb8, i, 0, 0, 0, 0, i), 443 + i)))
+        .collect();
+    let largest = ContactCard::issue(bob.secret(), &"b".repeat(64), &certs, &v6)
+        .expect("the largest card")
+        .to_string();
+    assert_eq!(largest.len(), peercollab_core::card::MAX_CARD_TEXT_LEN);
+    seed("largest", &largest, true);
+
+    // Lowercase, grouped by dashes, wrapped, indented.
+    let body = minimal[CARD_PREFIX.len()..].to_lowercase();
+    let groups: Vec<String> =
+        body.as_bytes().chunks(4).map(|c| String::from_utf8(c.to_vec()).unwrap()).collect();
+    let lines: Vec<String> = groups.chunks(8).map(|l| l.join("-")).collect();
+    seed("lowercase_grouped", &format!(" \n\tpeercollab1:\r\n{}\n", lines.join("\n")), true);
+
+    // Crockford's aliases: O for 0, I and L for 1.
+    let body = &minimal[CARD_PREFIX.len()..];
+    let aliased = body.replacen('0', "O", 2).replacen('1', "l", 2).replace('1', "I");
+    assert_ne!(aliased, body, "the card has a 0 or a 1 to alias");
+    seed("crockford_aliases", &format!("{CARD_PREFIX}{aliased}"), true);
+
+    // The base32 part alone: the target also parses it behind the prefix.
+    seed("without_prefix", &two[CARD_PREFIX.len()..], false);
+
+    // A typo: the checksum catches it.
+    let mut typo = minimal.clone().into_bytes();
+    let i = typo.len() / 2;
+    typo[i] = if typo[i] == b'A' { b'B' } else { b'A' };
+    seed("bad_checksum", std::str::from_utf8(&typo).unwrap(), false);
+
+    // Correct checksums over a damaged signature and a damaged certificate.
+    let mut payload = card_payload(&minimal);
+    let last = payload.len() - 1;
+    payload[last] ^= 1;
+    seed("bad_signature", &card_text(&payload), false);
+    let mut payload = card_payload(&two);
+    payload[1 + 32 + 1 + "Bob’s laptop ☕".len() + 1 + 100] ^= 1;
+    seed("bad_certificate", &card_text(&payload), false);
+}
+
 fn main() {
     noise_responder();
+    let transcripts = handshake_responder();
+    frame_decode(&transcripts);
+    contact_card_parse();
 }
