@@ -15,9 +15,9 @@ use peercollab_core::card::{CARD_CHECKSUM_LABEL, CARD_PREFIX, ContactCard};
 use peercollab_core::identity::{Certificate, EndpointId, LocalIdentity};
 use peercollab_core::mac::{MacKey, XX_MAC1_KEY_MATERIAL};
 use peercollab_core::noise::{HandshakePattern, HandshakeState, Role, hash};
-use peercollab_core::session::SessionEvent;
+use peercollab_core::session::{Failure, SessionEvent};
 use peercollab_core::wire::{self, Frame, FrameType, Initiation, MAC_LEN, tlv};
-use peercollab_fuzz::handshake_responder::{self as hr, Mutation, Op, Source, start};
+use peercollab_fuzz::handshake_responder::{self as hr, Mutation, Op, Policy, Source, start};
 use peercollab_fuzz::noise_responder::{self as nr, Mode};
 use peercollab_fuzz::{contact_card_parse, frame_decode};
 
@@ -122,7 +122,7 @@ fn read_newest(slot: u8) -> Op {
 
 /// Bob reads a datagram and accepts it into `slot` if it reads.
 fn read(slot: u8, src: Source) -> Op {
-    Op::Read { src, accept: true, slot, index: 0xB0B0_0000 + u32::from(slot) }
+    Op::Read { src, policy: Policy::Read, accept: true, slot, index: 0xB0B0_0000 + u32::from(slot) }
 }
 
 fn to_bob(slot: u8) -> Op {
@@ -273,11 +273,46 @@ fn handshake_responder() -> Vec<Vec<u8>> {
     assert_eq!(r.delivered, [(0, 7)]);
     keep(r);
 
+    // Admission policies: Carol, unpinned, is turned away before her
+    // certificate is verified, then admitted; Alice's certificate, byte-equal
+    // to the pinned one, reads whatever the policy.
+    let admitted = |policy, slot: u8| Op::Read {
+        src: newest(),
+        policy,
+        accept: true,
+        slot,
+        index: 0xB0B0_0000 + u32::from(slot),
+    };
+    let r = hr_seed(
+        "ik_admission",
+        &[
+            Op::Start { flags: start::CAROL },
+            admitted(Policy::AdmitAlice, 0),
+            admitted(Policy::AdmitNobody, 0),
+            admitted(Policy::AdmitCarol, 0),
+            to_initiator(),
+            Op::Start { flags: 0 },
+            admitted(Policy::AdmitNobody, 1),
+        ],
+    );
+    assert_eq!(r.accepted, 2, "{r:?}");
+    assert!(established(&r, 0), "{r:?}");
+    keep(r);
+
+    // XX expecting Carol: Bob proves his identity, the initiator fails.
+    let r = hr_seed(
+        "xx_identity_mismatch",
+        &[Op::Start { flags: start::XX | start::EXPECT_CAROL }, read_newest(0), to_initiator()],
+    );
+    assert!(r.events.contains(&(0, SessionEvent::Failed(Failure::IdentityMismatch))), "{r:?}");
+    keep(r);
+
     // A low-order XX ephemeral: read, then refused by accept.
     let r = hr_seed(
         "xx_low_order_ephemeral",
         &[Op::Read {
             src: Source::Raw(low_order_xx_initiation()),
+            policy: Policy::Read,
             accept: true,
             slot: 0,
             index: 1,

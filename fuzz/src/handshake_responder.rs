@@ -63,6 +63,7 @@
 //!   the initiator; a failed `send` changes nothing; a closed session has no
 //!   deadline and refuses every datagram.
 
+use std::cell::Cell;
 use std::collections::VecDeque;
 use std::sync::OnceLock;
 
@@ -150,6 +151,47 @@ pub mod start {
     pub const OLD_PIN: u8 = 1 << 3;
     /// XX: the initiator expects Bob's identity (else anyone).
     pub const EXPECT_BOB: u8 = 1 << 4;
+    /// XX, without [`EXPECT_BOB`]: the initiator expects Carol's identity,
+    /// which Bob cannot prove (the handshake fails with `IdentityMismatch`).
+    pub const EXPECT_CAROL: u8 = 1 << 5;
+}
+
+/// How Bob reads an initiation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Policy {
+    /// `Incoming::read`.
+    Read,
+    /// `Incoming::read_admitting`, admitting nobody.
+    AdmitNobody,
+    /// `Incoming::read_admitting`, admitting only Alice.
+    AdmitAlice,
+    /// `Incoming::read_admitting`, admitting only Carol.
+    AdmitCarol,
+}
+
+impl Policy {
+    fn from_bits(b: u8) -> Self {
+        match b & 3 {
+            0 => Policy::Read,
+            1 => Policy::AdmitNobody,
+            2 => Policy::AdmitAlice,
+            _ => Policy::AdmitCarol,
+        }
+    }
+
+    fn bits(self) -> u8 {
+        self as u8
+    }
+
+    fn admits(self, id: &IdentityKey) -> bool {
+        let cast = cast();
+        match self {
+            Policy::Read => true,
+            Policy::AdmitNobody => false,
+            Policy::AdmitAlice => *id == cast.alice.identity(),
+            Policy::AdmitCarol => *id == cast.carol.identity(),
+        }
+    }
 }
 
 /// One step of a run.
@@ -161,13 +203,16 @@ pub enum Op {
         /// [`start`] flags.
         flags: u8,
     },
-    /// `Incoming::read` of a datagram; on `Ok`, `accept` into a slot if asked.
+    /// `Incoming::read` (or `read_admitting`) of a datagram; on `Ok`,
+    /// `accept` into a slot if asked.
     Read {
         /// The datagram.
         src: Source,
+        /// How Bob reads it.
+        policy: Policy,
         /// Whether to accept an initiation that reads.
         accept: bool,
-        /// Bob's slot (low bit) the session replaces.
+        /// Bob's slot (0 or 1) the session replaces.
         slot: u8,
         /// The session index Bob gives it.
         index: u32,
@@ -270,8 +315,9 @@ pub fn decode(data: &[u8]) -> Vec<Op> {
                 let index = u.arbitrary().unwrap_or(0);
                 Op::Read {
                     src: read_source(&mut u),
+                    policy: Policy::from_bits(flags >> 2),
                     accept: flags & 1 != 0,
-                    slot: flags >> 1,
+                    slot: (flags >> 1) & 1,
                     index,
                 }
             }
@@ -339,9 +385,9 @@ pub fn encode(ops: &[Op]) -> Vec<u8> {
     for op in ops {
         match op {
             Op::Start { flags } => out.extend_from_slice(&[0, *flags]),
-            Op::Read { src, accept, slot, index } => {
-                assert!(*slot < 0x80);
-                out.extend_from_slice(&[1, (slot << 1) | u8::from(*accept)]);
+            Op::Read { src, policy, accept, slot, index } => {
+                assert!(*slot < 2);
+                out.extend_from_slice(&[1, (policy.bits() << 2) | (slot << 1) | u8::from(*accept)]);
                 out.extend_from_slice(&index.to_le_bytes());
                 put_source(&mut out, src);
             }
@@ -650,8 +696,16 @@ impl World {
         let local = if carol { &cast.carol } else { &cast.alice };
         let now = self.now;
         let rng = &mut self.init_rng;
+        let mut peers = vec![cast.bob.identity()];
         let s = if flags & start::XX != 0 {
-            let expected = (flags & start::EXPECT_BOB != 0).then(|| cast.bob.identity());
+            let expected = if flags & start::EXPECT_BOB != 0 {
+                Some(cast.bob.identity())
+            } else if flags & start::EXPECT_CAROL != 0 {
+                peers.clear();
+                Some(cast.carol.identity())
+            } else {
+                None
+            };
             Session::initiate_endpoint(local, expected, INITIATOR_INDEX, now, rng)
         } else {
             let pin = usize::from(carol) * 2 + usize::from(flags & start::OLD_PIN != 0);
@@ -670,15 +724,29 @@ impl World {
             )
         };
         let s = s.expect("a genuine initiator starts");
-        self.initiator =
-            Some(Tracked { s, latest: now, trigger_len: None, peers: vec![cast.bob.identity()] });
+        self.initiator = Some(Tracked { s, latest: now, trigger_len: None, peers });
         assert_eq!(self.drain(0, None), 1, "an initiator sends its initiation at once");
     }
 
-    fn read(&mut self, datagram: &[u8], accept: bool, slot: u8, index: u32) {
+    fn read(&mut self, datagram: &[u8], policy: Policy, accept: bool, slot: u8, index: u32) {
         let cast = cast();
-        let Ok(incoming) = Incoming::read(&cast.bob, &cast.bob_pins[..], datagram) else {
-            return;
+        let asked = Cell::new(None);
+        let read = match policy {
+            Policy::Read => Incoming::read(&cast.bob, &cast.bob_pins[..], datagram),
+            _ => Incoming::read_admitting(&cast.bob, &cast.bob_pins[..], datagram, |id| {
+                assert!(asked.replace(Some(*id)).is_none(), "admit asked twice");
+                policy.admits(id)
+            }),
+        };
+        let asked = asked.get();
+        let incoming = match read {
+            Ok(incoming) => incoming,
+            Err(Dropped::NotAdmitted) => {
+                let id = asked.expect("NotAdmitted without asking the policy");
+                assert!(!policy.admits(&id), "NotAdmitted for an identity the policy admits");
+                return;
+            }
+            Err(_) => return,
         };
         match incoming.mode() {
             Mode::Ik => {
@@ -687,8 +755,20 @@ impl World {
                     [cast.alice.identity(), cast.carol.identity()].contains(peer.identity()),
                     "IK initiation from an unknown identity"
                 );
+                match asked {
+                    Some(id) => assert_eq!(&id, peer.identity(), "admit asked about another"),
+                    // Only a certificate byte-equal to a pinned one skips the policy.
+                    None => assert!(
+                        policy == Policy::Read
+                            || cast.bob_pins.iter().any(|p| p.certificate() == peer),
+                        "the policy was skipped for an unpinned certificate"
+                    ),
+                }
             }
-            Mode::Xx => assert!(incoming.peer().is_none(), "XX message 1 states no identity"),
+            Mode::Xx => {
+                assert!(incoming.peer().is_none(), "XX message 1 states no identity");
+                assert!(asked.is_none(), "XX message 1 has no identity to admit");
+            }
         }
         if !accept || self.report.accepted + self.report.accept_failed == MAX_HANDSHAKES {
             return;
@@ -847,9 +927,9 @@ pub fn run_report(data: &[u8]) -> Report {
     for op in decode(data) {
         match op {
             Op::Start { flags } => w.start(flags),
-            Op::Read { src, accept, slot, index } => {
+            Op::Read { src, policy, accept, slot, index } => {
                 let d = w.datagram(&src);
-                w.read(&d, accept, slot, index);
+                w.read(&d, policy, accept, slot, index);
             }
             Op::ToBob { slot, src } => {
                 let d = w.datagram(&src);
