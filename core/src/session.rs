@@ -833,8 +833,8 @@ impl Session {
                 return Ok(Received::Handshake);
             }
         };
-        self.remote_index = Some(f.sender_index);
-        self.peer = Some(cert);
+        // Nothing above changed the session; from here on the response is
+        // accepted and the session commits.
         match self.mode {
             Mode::Ik => {
                 let transport = next.into_transport()?;
@@ -846,9 +846,11 @@ impl Session {
             }
             Mode::Xx => {
                 let statement = final_statement.ok_or(Dropped::Unexpected)?;
-                self.write_final(now, next, &statement, rng)?;
+                self.write_final(now, next, f.sender_index, &statement, rng)?;
             }
         }
+        self.remote_index = Some(f.sender_index);
+        self.peer = Some(cert);
         self.push_event(SessionEvent::Established);
         Ok(Received::Handshake)
     }
@@ -859,10 +861,10 @@ impl Session {
         &mut self,
         now: Instant,
         mut hs: HandshakeState,
+        remote_index: u32,
         statement: &[u8; CERT_LEN],
         rng: &mut impl Entropy,
     ) -> Result<(), Dropped> {
-        let remote_index = self.remote_index.ok_or(Dropped::Unexpected)?;
         let mut payload = [0u8; MAX_HANDSHAKE_PAYLOAD];
         let mut w = tlv::Writer::new(&mut payload);
         let _ = w.field(tlv::CERTIFICATE, statement);
@@ -875,8 +877,8 @@ impl Session {
             receiver_index: remote_index,
             noise: &noise_buf[..n],
         });
-        self.cache_frame(&frame).map_err(|_| Dropped::Unexpected)?;
         let transport = hs.into_transport()?;
+        self.cache_frame(&frame).map_err(|_| Dropped::Unexpected)?;
         self.state =
             State::Confirming { keys: Keys { transport, replay: ReplayWindow::default() } };
         self.outputs.clear();
