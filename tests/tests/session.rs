@@ -655,3 +655,48 @@ fn responder_policy_runs_before_the_signature_check_and_refusal_is_silent() {
     let admitted = Incoming::read_admitting(&bob, &(), &buf[..n], |_| true).unwrap();
     assert_eq!(admitted.peer().unwrap().identity(), &alice.identity());
 }
+
+#[test]
+fn debug_output_shows_state_but_no_keys_or_cookies() {
+    use peercollab_core::mac::MacKey;
+    use peercollab_core::wire::{CookieReply, Frame, Mode};
+    let alice = identity(1, 1);
+    let bob = identity(2, 1);
+    let mut rng = HashDrbg::from_u64(90);
+    let pinned = PinnedPeer::new(&alice, *bob.certificate()).unwrap();
+    let mut a = Session::initiate_contact(
+        &alice,
+        &pinned,
+        7,
+        StatementForm::Certificate,
+        Instant::ZERO,
+        &mut rng,
+    )
+    .unwrap();
+    let mut init = [0u8; MAX_DATAGRAM];
+    let n = a.poll_transmit(Instant::ZERO, &mut init).unwrap();
+    let mac1: [u8; 16] = init[n - 32..n - 16].try_into().unwrap();
+    let cookie = [0xc5; 16];
+    let sealed = MacKey::cookie(bob.static_keys().public()).seal_cookie(&[1; 24], &cookie, &mac1);
+    let mut reply = [0u8; 64];
+    Frame::CookieReply(CookieReply {
+        mode: Mode::Ik,
+        receiver_index: 7,
+        nonce: [1; 24],
+        sealed_cookie: sealed,
+    })
+    .emit(&mut reply)
+    .unwrap();
+    let mut payload = [0u8; MAX_DATAGRAM];
+    assert!(a.handle_datagram(Instant::ZERO, &reply, &mut payload, &mut rng).is_ok());
+    let shown = format!("{a:?} {pinned:?} {alice:?}");
+    assert!(shown.contains("awaiting-response"), "{shown}");
+    for secret in [
+        peercollab_tests::hex(&cookie),
+        peercollab_tests::hex(&alice.static_keys().secret_bytes()),
+        peercollab_tests::hex(&alice.secret().to_bytes()),
+    ] {
+        assert!(!shown.contains(&secret[..8]), "{shown}");
+    }
+    assert!(!shown.contains("197, 197, 197"), "cookie bytes printed: {shown}");
+}
