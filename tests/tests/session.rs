@@ -3,11 +3,12 @@
 //! checks, and the sans-IO contract.
 
 use peercollab_core::identity::{Certificate, EndpointId, LocalIdentity};
+use peercollab_core::mac::MacKey;
 use peercollab_core::session::{
     Dropped, Failure, HANDSHAKE_TIMEOUT, Incoming, PinnedPeer, Received, Session, SessionEvent,
     StatementForm,
 };
-use peercollab_core::wire::{FrameType, MAX_DATAGRAM, peek_type};
+use peercollab_core::wire::{CookieReply, Frame, FrameType, MAX_DATAGRAM, Mode, peek_type};
 use peercollab_core::{Duration, HashDrbg, Instant};
 use peercollab_tests::{Faults, Network, SessionPeer};
 use proptest::prelude::*;
@@ -63,6 +64,42 @@ fn run_to_quiet(net: &mut Network) {
 
 fn payloads(n: usize) -> Vec<Vec<u8>> {
     (0..n).map(|i| vec![i as u8; 1 + i * 37 % 1100]).collect()
+}
+
+/// Alice starts an IK handshake to `bob`, whose current certificate she
+/// pinned: her session, its initiation datagram and the generator used.
+fn ik_initiation(
+    alice: &LocalIdentity,
+    bob: &LocalIdentity,
+    index: u32,
+    form: StatementForm,
+    seed: u64,
+) -> (Session, Vec<u8>, HashDrbg) {
+    let mut rng = HashDrbg::from_u64(seed);
+    let pinned = PinnedPeer::new(alice, *bob.certificate()).unwrap();
+    let mut s =
+        Session::initiate_contact(alice, &pinned, index, form, Instant::ZERO, &mut rng).unwrap();
+    let mut buf = [0u8; MAX_DATAGRAM];
+    let n = s.poll_transmit(Instant::ZERO, &mut buf).unwrap();
+    (s, buf[..n].to_vec(), rng)
+}
+
+/// A cookie reply to the IK initiation `init` (from session `index`),
+/// carrying `cookie` sealed under `key`.
+fn cookie_reply(key: &MacKey, init: &[u8], index: u32, cookie: &[u8; 16]) -> [u8; 64] {
+    let n = init.len();
+    let mac1: [u8; 16] = init[n - 32..n - 16].try_into().unwrap();
+    let nonce = [9; 24];
+    let mut out = [0u8; 64];
+    Frame::CookieReply(CookieReply {
+        mode: Mode::Ik,
+        receiver_index: index,
+        nonce,
+        sealed_cookie: key.seal_cookie(&nonce, cookie, &mac1),
+    })
+    .emit(&mut out)
+    .unwrap();
+    out
 }
 
 #[test]
@@ -301,36 +338,14 @@ fn identity_misbinding_responder_sees_the_real_initiator() {
     let eve = identity(3, 1);
     let eve_claims_alices_key =
         Certificate::issue(eve.secret(), alice.static_keys().public(), EndpointId(1), 1);
-    let bob_pins_eve = PinnedPeer::new(&bob, eve_claims_alices_key).unwrap();
-    let bob_cert = *bob.certificate();
-    let mut rng = HashDrbg::from_u64(10);
-    let pinned_bob = PinnedPeer::new(&alice, bob_cert).unwrap();
-    let mut s = Session::initiate_contact(
-        &alice,
-        &pinned_bob,
-        1,
-        StatementForm::Certificate,
-        Instant::ZERO,
-        &mut rng,
-    )
-    .unwrap();
-    let mut buf = [0u8; MAX_DATAGRAM];
-    let n = s.poll_transmit(Instant::ZERO, &mut buf).unwrap();
-    let incoming = Incoming::read(&bob, std::slice::from_ref(&bob_pins_eve), &buf[..n]).unwrap();
+    let bob_pins_eve = [PinnedPeer::new(&bob, eve_claims_alices_key).unwrap()];
+    let (_, init, _) = ik_initiation(&alice, &bob, 1, StatementForm::Certificate, 10);
+    let incoming = Incoming::read(&bob, &bob_pins_eve[..], &init).unwrap();
     assert_eq!(incoming.peer().unwrap().identity(), &alice.identity());
     // Stating only a hash Bob cannot match to what he pinned is refused.
-    let mut s = Session::initiate_contact(
-        &alice,
-        &pinned_bob,
-        2,
-        StatementForm::Hash,
-        Instant::ZERO,
-        &mut rng,
-    )
-    .unwrap();
-    let n = s.poll_transmit(Instant::ZERO, &mut buf).unwrap();
+    let (_, init, _) = ik_initiation(&alice, &bob, 2, StatementForm::Hash, 11);
     assert_eq!(
-        Incoming::read(&bob, std::slice::from_ref(&bob_pins_eve), &buf[..n]).unwrap_err(),
+        Incoming::read(&bob, &bob_pins_eve[..], &init).unwrap_err(),
         Dropped::UnknownCertificateHash
     );
 }
@@ -359,21 +374,9 @@ fn xx_initiator_expecting_an_identity_refuses_another() {
 fn pinned_initiator_stating_a_hash_is_recognised_by_a_responder_that_pinned_it() {
     let alice = identity(1, 1);
     let bob = identity(2, 1);
-    let dir = vec![PinnedPeer::new(&bob, *alice.certificate()).unwrap()];
-    let pinned_bob = PinnedPeer::new(&alice, *bob.certificate()).unwrap();
-    let mut rng = HashDrbg::from_u64(13);
-    let mut s = Session::initiate_contact(
-        &alice,
-        &pinned_bob,
-        1,
-        StatementForm::Hash,
-        Instant::ZERO,
-        &mut rng,
-    )
-    .unwrap();
-    let mut buf = [0u8; MAX_DATAGRAM];
-    let n = s.poll_transmit(Instant::ZERO, &mut buf).unwrap();
-    let incoming = Incoming::read(&bob, dir.as_slice(), &buf[..n]).unwrap();
+    let dir = [PinnedPeer::new(&bob, *alice.certificate()).unwrap()];
+    let (_, init, _) = ik_initiation(&alice, &bob, 1, StatementForm::Hash, 13);
+    let incoming = Incoming::read(&bob, &dir[..], &init).unwrap();
     assert_eq!(incoming.peer().unwrap(), alice.certificate());
 }
 
@@ -490,21 +493,11 @@ fn ik_responder_with_a_reissued_certificate_states_it_in_full_and_the_initiator_
     let bob_v1 = identity(2, 1);
     let bob_v2 =
         LocalIdentity::new(bob_v1.secret().clone(), bob_v1.static_keys().clone(), EndpointId(1), 2);
-    let mut rng = HashDrbg::from_u64(60);
-    let pinned_v1 = PinnedPeer::new(&alice, *bob_v1.certificate()).unwrap();
-    let mut a = Session::initiate_contact(
-        &alice,
-        &pinned_v1,
-        1,
-        StatementForm::Certificate,
-        Instant::ZERO,
-        &mut rng,
-    )
-    .unwrap();
+    let (mut a, init, mut rng) = ik_initiation(&alice, &bob_v1, 1, StatementForm::Certificate, 60);
+    let n = init.len();
     let mut buf = [0u8; MAX_DATAGRAM];
     let mut out = [0u8; MAX_DATAGRAM];
-    let n = a.poll_transmit(Instant::ZERO, &mut buf).unwrap();
-    let mut b = Incoming::read(&bob_v2, &(), &buf[..n])
+    let mut b = Incoming::read(&bob_v2, &(), &init)
         .unwrap()
         .accept(&bob_v2, 2, Instant::ZERO, &mut rng)
         .unwrap();
@@ -545,44 +538,19 @@ fn ik_responder_cannot_send_until_the_initiator_confirms() {
 /// under the wrong key is dropped.
 #[test]
 fn a_cookie_reply_sets_mac2_on_the_next_retransmission() {
-    use peercollab_core::mac::MacKey;
-    use peercollab_core::wire::{CookieReply, Frame, Mode};
     let alice = identity(1, 1);
     let bob = identity(2, 1);
-    let mut rng = HashDrbg::from_u64(63);
-    let pinned = PinnedPeer::new(&alice, *bob.certificate()).unwrap();
-    let mut a = Session::initiate_contact(
-        &alice,
-        &pinned,
-        7,
-        StatementForm::Certificate,
-        Instant::ZERO,
-        &mut rng,
-    )
-    .unwrap();
-    let mut init = [0u8; MAX_DATAGRAM];
-    let n = a.poll_transmit(Instant::ZERO, &mut init).unwrap();
-    let mac1: [u8; 16] = init[n - 32..n - 16].try_into().unwrap();
+    let (mut a, init, mut rng) = ik_initiation(&alice, &bob, 7, StatementForm::Certificate, 63);
+    let n = init.len();
     assert_eq!(&init[n - 16..n], &[0; 16], "no cookie yet: mac2 is zeros");
     let cookie = [0x5a; 16];
-    let reply = |key: &MacKey| {
-        let f = Frame::CookieReply(CookieReply {
-            mode: Mode::Ik,
-            receiver_index: 7,
-            nonce: [9; 24],
-            sealed_cookie: key.seal_cookie(&[9; 24], &cookie, &mac1),
-        });
-        let mut b = [0u8; 64];
-        f.emit(&mut b).unwrap();
-        b
-    };
     let mut payload = [0u8; MAX_DATAGRAM];
-    let forged = reply(&MacKey::cookie(&[1; 32]));
+    let forged = cookie_reply(&MacKey::cookie(&[1; 32]), &init, 7, &cookie);
     assert_eq!(
         a.handle_datagram(Instant::ZERO, &forged, &mut payload, &mut rng),
         Err(Dropped::Decrypt)
     );
-    let genuine = reply(&MacKey::cookie(bob.static_keys().public()));
+    let genuine = cookie_reply(&MacKey::cookie(bob.static_keys().public()), &init, 7, &cookie);
     assert_eq!(
         a.handle_datagram(Instant::ZERO, &genuine, &mut payload, &mut rng),
         Ok(Received::Handshake)
@@ -601,10 +569,10 @@ fn a_cookie_reply_sets_mac2_on_the_next_retransmission() {
 /// sent, and the responder is unchanged.
 #[test]
 fn xx_initiation_with_a_low_order_ephemeral_is_refused_without_a_reply() {
-    use peercollab_core::mac::{MacKey, XX_MAC1_KEY_MATERIAL};
+    use peercollab_core::mac::XX_MAC1_KEY_MATERIAL;
     use peercollab_core::noise::Error as NoiseError;
     use peercollab_core::session::SessionError;
-    use peercollab_core::wire::{Frame, Initiation, Mode};
+    use peercollab_core::wire::Initiation;
     let bob = identity(2, 1);
     let noise = [0u8; 260]; // e = 0 (low order), then the zero padding
     let mut buf = [0u8; MAX_DATAGRAM];
@@ -631,62 +599,27 @@ fn xx_initiation_with_a_low_order_ephemeral_is_refused_without_a_reply() {
 fn responder_policy_runs_before_the_signature_check_and_refusal_is_silent() {
     let alice = identity(1, 1);
     let bob = identity(2, 1);
-    let pinned_bob = PinnedPeer::new(&alice, *bob.certificate()).unwrap();
-    let mut rng = HashDrbg::from_u64(80);
-    let mut s = Session::initiate_contact(
-        &alice,
-        &pinned_bob,
-        1,
-        StatementForm::Certificate,
-        Instant::ZERO,
-        &mut rng,
-    )
-    .unwrap();
-    let mut buf = [0u8; MAX_DATAGRAM];
-    let n = s.poll_transmit(Instant::ZERO, &mut buf).unwrap();
+    let (_, init, _) = ik_initiation(&alice, &bob, 1, StatementForm::Certificate, 80);
     let mut asked = None;
-    let refused = Incoming::read_admitting(&bob, &(), &buf[..n], |id| {
+    let refused = Incoming::read_admitting(&bob, &(), &init, |id| {
         asked = Some(*id);
         false
     });
     assert_eq!(refused.unwrap_err(), Dropped::NotAdmitted);
     assert_eq!(asked, Some(alice.identity()));
     // Admitted, the certificate is verified and becomes the peer.
-    let admitted = Incoming::read_admitting(&bob, &(), &buf[..n], |_| true).unwrap();
+    let admitted = Incoming::read_admitting(&bob, &(), &init, |_| true).unwrap();
     assert_eq!(admitted.peer().unwrap().identity(), &alice.identity());
 }
 
 #[test]
 fn debug_output_shows_state_but_no_keys_or_cookies() {
-    use peercollab_core::mac::MacKey;
-    use peercollab_core::wire::{CookieReply, Frame, Mode};
     let alice = identity(1, 1);
     let bob = identity(2, 1);
-    let mut rng = HashDrbg::from_u64(90);
     let pinned = PinnedPeer::new(&alice, *bob.certificate()).unwrap();
-    let mut a = Session::initiate_contact(
-        &alice,
-        &pinned,
-        7,
-        StatementForm::Certificate,
-        Instant::ZERO,
-        &mut rng,
-    )
-    .unwrap();
-    let mut init = [0u8; MAX_DATAGRAM];
-    let n = a.poll_transmit(Instant::ZERO, &mut init).unwrap();
-    let mac1: [u8; 16] = init[n - 32..n - 16].try_into().unwrap();
+    let (mut a, init, mut rng) = ik_initiation(&alice, &bob, 7, StatementForm::Certificate, 90);
     let cookie = [0xc5; 16];
-    let sealed = MacKey::cookie(bob.static_keys().public()).seal_cookie(&[1; 24], &cookie, &mac1);
-    let mut reply = [0u8; 64];
-    Frame::CookieReply(CookieReply {
-        mode: Mode::Ik,
-        receiver_index: 7,
-        nonce: [1; 24],
-        sealed_cookie: sealed,
-    })
-    .emit(&mut reply)
-    .unwrap();
+    let reply = cookie_reply(&MacKey::cookie(bob.static_keys().public()), &init, 7, &cookie);
     let mut payload = [0u8; MAX_DATAGRAM];
     assert!(a.handle_datagram(Instant::ZERO, &reply, &mut payload, &mut rng).is_ok());
     let shown = format!("{a:?} {pinned:?} {alice:?}");
