@@ -13,13 +13,16 @@ use std::path::Path;
 use peercollab_core::HashDrbg;
 use peercollab_core::card::{CARD_CHECKSUM_LABEL, CARD_PREFIX, ContactCard};
 use peercollab_core::identity::{Certificate, EndpointId, LocalIdentity};
+use peercollab_core::invite::message::{
+    self as im, AppId, Cancel, CancelReason, Final, FinalCode, InviteFragment, InviteId, Message,
+};
 use peercollab_core::mac::{MacKey, XX_MAC1_KEY_MATERIAL};
 use peercollab_core::noise::{HandshakePattern, HandshakeState, Role, hash};
 use peercollab_core::session::{Failure, SessionEvent};
 use peercollab_core::wire::{self, Frame, FrameType, Initiation, MAC_LEN, tlv};
 use peercollab_fuzz::handshake_responder::{self as hr, Mutation, Op, Policy, Source, start};
 use peercollab_fuzz::noise_responder::{self as nr, Mode};
-use peercollab_fuzz::{contact_card_parse, frame_decode};
+use peercollab_fuzz::{contact_card_parse, frame_decode, invite_message};
 
 fn write(target: &str, name: &str, data: &[u8]) {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("corpus").join(target);
@@ -610,9 +613,82 @@ fn contact_card_parse() {
     seed("bad_certificate", &card_text(&payload), false);
 }
 
+/// Seeds for `invite_message`: one valid message of each type, encoded by
+/// the codec (two Invite fragments: a small body, and a full chunk of the
+/// largest body), one with extensions, and a message text alone.
+fn invite_message() {
+    const T: &str = "invite_message";
+    let id = InviteId(*b"invite-id-seed01");
+    let app_id = AppId(*b"app-id-seed-0001");
+    let seed = |name: &str, m: Message<'_>, extensions: &[u8]| {
+        let mut bytes = vec![0u8; m.buffer_len()];
+        let n = m.emit(&mut bytes).expect("a valid message emits");
+        bytes.truncate(n);
+        bytes.extend_from_slice(extensions);
+        assert_eq!(Message::parse(&bytes), Ok(m), "seed {name} parses back");
+        invite_message::run(&bytes);
+        write(T, name, &bytes);
+    };
+
+    let text = "Review the draft with me? ☕";
+    let data = [0x5d; 40];
+    let body = [text.as_bytes(), &data].concat();
+    let fragment = |message_len: usize, data_len: usize, index: usize, chunk| {
+        Message::Invite(InviteFragment {
+            id,
+            app_id,
+            remaining_ms: 30_000,
+            message_len: u16::try_from(message_len).unwrap(),
+            data_len: u16::try_from(data_len).unwrap(),
+            index: u8::try_from(index).unwrap(),
+            chunk,
+        })
+    };
+    seed("invite", fragment(text.len(), data.len(), 0, &body), &[]);
+    let largest: Vec<u8> = (0..im::MAX_BODY).map(|i| (i % 251) as u8).collect();
+    let range = im::chunk_range(largest.len(), 1).unwrap();
+    let full = fragment(im::MAX_MESSAGE_BYTES, im::MAX_APP_DATA, 1, &largest[range]);
+    assert_eq!(full.buffer_len(), im::MAX_FRAGMENT_LEN);
+    seed("invite_full_chunk", full, &[]);
+    seed("sack", Message::Sack { id, received: 0b1011 }, &[]);
+    seed("ringing", Message::Ringing { id }, &[]);
+    seed(
+        "final_busy",
+        Message::Final(Final {
+            id,
+            code: FinalCode::Busy,
+            retry_after_ms: 60_000,
+            reason: "in a meeting",
+        }),
+        &[],
+    );
+    seed("ack", Message::Ack { id, code: FinalCode::Busy }, &[]);
+    seed(
+        "cancel",
+        Message::Cancel(Cancel { id, reason: CancelReason::ByUser, text: "sorry, wrong person" }),
+        &[],
+    );
+
+    // An unknown non-critical extension and padding, as a later version
+    // might send them.
+    let mut ext = [0u8; 16];
+    let mut w = tlv::Writer::new(&mut ext);
+    w.field(0x40, b"later").unwrap();
+    w.pad_to(12).unwrap();
+    let n = w.len();
+    seed("ringing_with_extension", Message::Ringing { id }, &ext[..n]);
+
+    // The text of an invitation's message alone, for `validate_message`.
+    let widest: String = std::iter::repeat_n('😀', im::MAX_MESSAGE_CHARS).collect();
+    assert!(im::validate_message(widest.as_bytes()).is_ok());
+    invite_message::run(widest.as_bytes());
+    write(T, "message_text", widest.as_bytes());
+}
+
 fn main() {
     noise_responder();
     let transcripts = handshake_responder();
     frame_decode(&transcripts);
     contact_card_parse();
+    invite_message();
 }

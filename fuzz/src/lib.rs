@@ -5,4 +5,5 @@
 pub mod contact_card_parse;
 pub mod frame_decode;
 pub mod handshake_responder;
+pub mod invite_message;
 pub mod noise_responder;
