@@ -34,6 +34,7 @@ extern crate std;
 pub mod card;
 pub mod entropy;
 pub mod identity;
+pub mod invite;
 pub mod mac;
 pub mod noise;
 pub mod replay;

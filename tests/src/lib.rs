@@ -14,6 +14,8 @@
 
 use std::collections::BTreeMap;
 
+pub mod party;
+
 use peercollab_core::identity::LocalIdentity;
 use peercollab_core::session::{
     Dropped, Incoming, PinnedPeer, Received, Session, SessionError, SessionEvent,
