@@ -54,6 +54,8 @@ pub enum Command {
         slot: usize,
         /// The answer.
         answer: Answer,
+        /// The reason text.
+        reason: String,
     },
 }
 
@@ -280,9 +282,9 @@ impl Party {
                 let r = s.invitation.cancel(now, reason, "", &mut *self.pool).map(Some);
                 s.command_results.push(r);
             }
-            Command::Respond { slot, answer } => {
+            Command::Respond { slot, answer, reason } => {
                 let Some(s) = self.slots.get_mut(slot) else { return };
-                let r = s.invitation.respond(now, answer, "").map(|()| None);
+                let r = s.invitation.respond(now, answer, &reason).map(|()| None);
                 s.command_results.push(r);
             }
         }
@@ -310,8 +312,11 @@ impl Party {
                             let r = self.slots[i].invitation.respond(now, answer, &reason);
                             self.slots[i].command_results.push(r.map(|()| None));
                         }
-                        Reaction::Answer { after, answer, .. } => {
-                            self.schedule(now + after, Command::Respond { slot: i, answer });
+                        Reaction::Answer { after, answer, reason } => {
+                            self.schedule(
+                                now + after,
+                                Command::Respond { slot: i, answer, reason },
+                            );
                         }
                         Reaction::Ignore => {}
                     }

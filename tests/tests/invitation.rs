@@ -1,17 +1,33 @@
 //! The invitation protocol between parties over the virtual network: one
 //! test per message and rule of `spec/invitation.md`.
 
-use peercollab_core::invite::{AppId, InvitationEvent, Outcome};
+use peercollab_core::invite::{
+    Admission, Answer, AppId, CancelEffect, CancelReason, DataPool, Dropped, EXPIRY_GRACE,
+    FailureCause, InvitationEvent, InviteError, LINGER, LIVENESS_TIMEOUT, MAX_APP_DATA,
+    POOL_BUSY_RETRY_AFTER, RINGING_INTERVAL, State,
+};
+use peercollab_core::invite::{Outcome, table::InviterState};
 use peercollab_core::{Duration, Instant};
-use peercollab_tests::party::{OfferSpec, Party};
-use peercollab_tests::{Faults, Network};
+use peercollab_tests::party::{Command, OfferSpec, Party, Reaction};
+use peercollab_tests::{Faults, Network, NodeId, TraceEntry};
 
 const APP: AppId = AppId([7; 16]);
+const MINUTE: u64 = 60_000;
 
-fn two_parties(seed: u64, faults: Faults) -> (Network, usize, usize) {
+fn secs(s: u64) -> Duration {
+    Duration::from_secs(s)
+}
+
+fn at(ms: u64) -> Instant {
+    Instant::from_millis(ms)
+}
+
+/// Two parties that hold each other as contacts, each with `buffers` body
+/// buffers.
+fn pair(seed: u64, faults: Faults, buffers: usize) -> (Network, NodeId, NodeId) {
     let mut net = Network::new(seed, faults);
-    let a = net.add(Box::new(Party::new(seed * 2 + 1, 2)));
-    let b = net.add(Box::new(Party::new(seed * 2 + 2, 2)));
+    let a = net.add(Box::new(Party::new(seed * 16 + 1, buffers)));
+    let b = net.add(Box::new(Party::new(seed * 16 + 2, buffers)));
     let a_cert = *net.node::<Party>(a).local.certificate();
     let b_cert = *net.node::<Party>(b).local.certificate();
     net.node_mut::<Party>(a).add_contact(b_cert);
@@ -19,26 +35,650 @@ fn two_parties(seed: u64, faults: Faults) -> (Network, usize, usize) {
     (net, a, b)
 }
 
-#[test]
-fn an_accepted_contact_invitation_ends_accepted_on_both_sides() {
-    let (mut net, a, b) = two_parties(1, Faults::clean(20));
-    let b_cert = *net.node::<Party>(b).local.certificate();
-    let slot = net
-        .node_mut::<Party>(a)
-        .invite_contact(Instant::ZERO, b, b_cert, &OfferSpec::simple(APP))
-        .unwrap();
-    net.run(10_000, Instant::from_millis(600_000), |_| false).unwrap();
-    let inviter = &net.node::<Party>(a).slots[slot];
-    let invitee = &net.node::<Party>(b).slots[0];
-    assert_eq!(inviter.outcome(), Some(Outcome::Accepted), "{:?}", inviter.events);
+fn invite(net: &mut Network, from: NodeId, to: NodeId, offer: &OfferSpec) -> usize {
+    let now = net.now;
+    let cert = *net.node::<Party>(to).local.certificate();
+    net.node_mut::<Party>(from).invite_contact(now, to, cert, offer).expect("invite")
+}
+
+fn react(net: &mut Network, node: NodeId, reaction: Reaction) {
+    net.node_mut::<Party>(node).reaction = reaction;
+}
+
+fn answer_after(after: Duration, answer: Answer, reason: &str) -> Reaction {
+    Reaction::Answer { after, answer, reason: reason.into() }
+}
+
+/// Runs until nothing is left to do (every invitation closed).
+fn settle(net: &mut Network) {
+    net.run(1_000_000, at(60 * MINUTE), |_| false).expect("no livelock");
+}
+
+fn run_until(net: &mut Network, t: Instant) {
+    net.flush();
+    net.run(1_000_000, at(60 * MINUTE), |n| n.next_event_time().is_none_or(|e| e > t))
+        .expect("no livelock");
+    net.now = net.now.max(t);
+}
+
+fn slot(net: &Network, node: NodeId, i: usize) -> &peercollab_tests::party::Slot {
+    &net.node::<Party>(node).slots[i]
+}
+
+fn body(len: usize, seed: u8) -> Vec<u8> {
+    (0..len).map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed)).collect()
+}
+
+/// Both sides ended exactly once with `outcome`, and everything closed.
+fn assert_both(net: &Network, a: NodeId, b: NodeId, outcome: Outcome) {
+    let inviter = slot(net, a, 0);
+    let invitee = slot(net, b, 0);
+    assert_eq!(inviter.outcome(), Some(outcome), "inviter events {:?}", inviter.events);
     assert_eq!(
         invitee.outcome(),
-        Some(Outcome::Accepted),
-        "{:?} {:?}",
+        Some(outcome),
+        "invitee events {:?}, dropped {:?}",
         invitee.events,
         invitee.dropped
     );
-    assert_eq!(invitee.count(InvitationEvent::Invited), 1);
+    assert_eq!((inviter.outcomes(), invitee.outcomes()), (1, 1));
     assert!(inviter.invitation.is_closed() && invitee.invitation.is_closed());
-    let _ = Duration::ZERO;
+}
+
+#[test]
+fn an_accepted_contact_invitation_ends_accepted_on_both_sides() {
+    let (mut net, a, b) = pair(1, Faults::clean(20), 2);
+    react(&mut net, b, answer_after(secs(1), Answer::Accept, ""));
+    let offer = OfferSpec { data: body(3000, 1), ..OfferSpec::simple(APP) };
+    invite(&mut net, a, b, &offer);
+    settle(&mut net);
+    assert_both(&net, a, b, Outcome::Accepted);
+    let invitee = slot(&net, b, 0);
+    assert_eq!(invitee.count(InvitationEvent::Invited), 1);
+    assert_eq!(invitee.presented, Some((offer.message.clone(), offer.data.clone())));
+    assert_eq!(invitee.invitation.app_id(), APP);
+    assert_eq!(slot(&net, a, 0).count(InvitationEvent::Ringing), 1);
+}
+
+#[test]
+fn an_accepted_endpoint_invitation_ends_accepted_on_both_sides() {
+    let (mut net, a, b) = pair(2, Faults::clean(20), 2);
+    let b_id = net.node::<Party>(b).local.identity();
+    let offer = OfferSpec { data: body(100, 2), ..OfferSpec::simple(APP) };
+    net.node_mut::<Party>(a).invite_endpoint(Instant::ZERO, b, Some(b_id), &offer).unwrap();
+    settle(&mut net);
+    assert_both(&net, a, b, Outcome::Accepted);
+    assert_eq!(slot(&net, b, 0).presented.as_ref().map(|p| &p.1), Some(&offer.data));
+}
+
+#[test]
+fn an_endpoint_that_proves_another_identity_fails_with_identity_mismatch() {
+    let (mut net, a, b) = pair(3, Faults::clean(20), 2);
+    let someone_else = Party::new(999, 0).local.identity();
+    let offer = OfferSpec::simple(APP);
+    net.node_mut::<Party>(a).invite_endpoint(Instant::ZERO, b, Some(someone_else), &offer).unwrap();
+    settle(&mut net);
+    let inviter = slot(&net, a, 0);
+    assert_eq!(inviter.outcome(), Some(Outcome::Failed(FailureCause::IdentityMismatch)));
+    // The invitee never sees an invitation.
+    assert!(net.node::<Party>(b).slots.iter().all(|s| s.count(InvitationEvent::Invited) == 0));
+}
+
+#[test]
+fn ringing_repeats_every_25_seconds_while_ringing_and_stops_with_the_answer() {
+    let (mut net, a, b) = pair(4, Faults::clean(10), 2);
+    react(&mut net, b, answer_after(secs(80), Answer::Accept, ""));
+    invite(&mut net, a, b, &OfferSpec::simple(APP));
+    settle(&mut net);
+    assert_both(&net, a, b, Outcome::Accepted);
+    let invitee = slot(&net, b, 0);
+    let presented = invitee.when(InvitationEvent::Invited).unwrap();
+    let answered = presented + secs(80);
+    // Everything the invitee sent while ringing is a Ringing: at
+    // presentation and every RINGING_INTERVAL after.
+    let ringing: Vec<u64> = invitee
+        .sent
+        .iter()
+        .filter(|(t, _)| *t >= presented && *t < answered)
+        .map(|(t, _)| t.saturating_duration_since(presented).as_millis())
+        .collect();
+    let interval = RINGING_INTERVAL.as_millis();
+    assert_eq!(ringing, vec![0, interval, 2 * interval, 3 * interval]);
+    // The inviter reports ringing once, however often it rings.
+    assert_eq!(slot(&net, a, 0).count(InvitationEvent::Ringing), 1);
+}
+
+#[test]
+fn busy_carries_its_retry_after_and_reason_to_the_inviter() {
+    let (mut net, a, b) = pair(5, Faults::clean(10), 2);
+    react(&mut net, b, answer_after(secs(2), Answer::Busy { retry_after: secs(90) }, "in a call"));
+    invite(&mut net, a, b, &OfferSpec::simple(APP));
+    settle(&mut net);
+    assert_both(&net, a, b, Outcome::Busy { retry_after: secs(90) });
+    assert_eq!(slot(&net, a, 0).invitation.peer_reason(), "in a call");
+}
+
+#[test]
+fn a_decline_carries_its_reason_text_to_the_inviter() {
+    let (mut net, a, b) = pair(6, Faults::clean(10), 2);
+    react(&mut net, b, answer_after(secs(1), Answer::Decline, "not today, thanks ✓"));
+    invite(&mut net, a, b, &OfferSpec::simple(APP));
+    settle(&mut net);
+    assert_both(&net, a, b, Outcome::Declined);
+    assert_eq!(slot(&net, a, 0).invitation.peer_reason(), "not today, thanks ✓");
+}
+
+#[test]
+fn a_reason_text_over_128_bytes_is_refused_and_changes_nothing() {
+    let (mut net, a, b) = pair(7, Faults::clean(10), 2);
+    react(&mut net, b, Reaction::Ignore);
+    invite(&mut net, a, b, &OfferSpec::simple(APP));
+    run_until(&mut net, at(5_000));
+    let party = net.node_mut::<Party>(b);
+    let inv = &mut party.slots[0].invitation;
+    let before = inv.state();
+    assert_eq!(
+        inv.respond(at(5_000), Answer::Decline, &"x".repeat(129)),
+        Err(InviteError::ReasonTooLong)
+    );
+    assert_eq!(inv.state(), before);
+}
+
+#[test]
+fn only_the_invitee_declares_expired_and_the_inviter_agrees() {
+    let (mut net, a, b) = pair(8, Faults::clean(50), 2);
+    react(&mut net, b, Reaction::Ignore);
+    let offer = OfferSpec { expires_in: secs(20), ..OfferSpec::simple(APP) };
+    invite(&mut net, a, b, &offer);
+    settle(&mut net);
+    assert_both(&net, a, b, Outcome::Expired);
+    let inviter = slot(&net, a, 0);
+    let invitee = slot(&net, b, 0);
+    // The inviter learned it from the invitee: after the invitee's own
+    // expiry, and before its own give-up (expiry + grace).
+    let invitee_expired = invitee.invitation.expires_at();
+    let inviter_learned = inviter.when(InvitationEvent::Ended(Outcome::Expired)).unwrap();
+    assert!(inviter_learned > invitee_expired);
+    assert!(inviter_learned < inviter.invitation.expires_at() + EXPIRY_GRACE);
+}
+
+#[test]
+fn an_inviter_that_hears_no_final_by_expiry_and_grace_ends_unreachable_never_expired() {
+    let (mut net, a, b) = pair(9, Faults::clean(50), 2);
+    react(&mut net, b, Reaction::Ignore);
+    let offer = OfferSpec { expires_in: secs(20), ..OfferSpec::simple(APP) };
+    invite(&mut net, a, b, &offer);
+    // Let it ring, then lose everything from the invitee.
+    run_until(&mut net, at(2_000));
+    assert_eq!(slot(&net, a, 0).count(InvitationEvent::Ringing), 1);
+    net.cut.push((b, a));
+    settle(&mut net);
+    let inviter = slot(&net, a, 0);
+    assert_eq!(inviter.outcome(), Some(Outcome::Unreachable));
+    let gave_up = inviter.when(InvitationEvent::Ended(Outcome::Unreachable)).unwrap();
+    assert_eq!(gave_up, inviter.invitation.expires_at() + EXPIRY_GRACE);
+    // The invitee did expire; the inviter's withdrawal (Cancel, GaveUp)
+    // reached it while its Final(Expired) went unacknowledged.
+    let invitee = slot(&net, b, 0);
+    assert_eq!(invitee.outcome(), Some(Outcome::Cancelled(CancelReason::GaveUp)));
+}
+
+#[test]
+fn the_sender_expiry_is_clamped_by_the_invitee_maximum() {
+    let (mut net, a, b) = pair(10, Faults::clean(10), 2);
+    net.node_mut::<Party>(b).config.max_expiry = secs(30);
+    react(&mut net, b, Reaction::Ignore);
+    let offer = OfferSpec { expires_in: secs(600), ..OfferSpec::simple(APP) };
+    invite(&mut net, a, b, &offer);
+    settle(&mut net);
+    assert_both(&net, a, b, Outcome::Expired);
+    let invitee = slot(&net, b, 0);
+    let presented = invitee.when(InvitationEvent::Invited).unwrap();
+    assert_eq!(invitee.invitation.expires_at(), presented + secs(30));
+}
+
+#[test]
+fn a_retransmitted_invite_carries_the_time_remaining_now() {
+    let (mut net, a, b) = pair(11, Faults::clean(40), 2);
+    react(&mut net, b, Reaction::Ignore);
+    let offer = OfferSpec { expires_in: secs(120), ..OfferSpec::simple(APP) };
+    invite(&mut net, a, b, &offer);
+    // The handshake completes; then the Invite's first transmissions are lost.
+    run_until(&mut net, at(100));
+    assert!(slot(&net, a, 0).invitation.session().is_established());
+    net.cut.push((a, b));
+    run_until(&mut net, at(3_000));
+    net.cut.clear();
+    settle(&mut net);
+    let inviter_expiry = slot(&net, a, 0).invitation.expires_at();
+    let invitee_expiry = slot(&net, b, 0).invitation.expires_at();
+    // The invitee's clock is the inviter's, one one-way delay (40 ms) later:
+    // not reset by the retransmission.
+    assert_eq!(invitee_expiry, inviter_expiry + Duration::from_millis(40));
+    assert_both(&net, a, b, Outcome::Expired);
+}
+
+#[test]
+fn a_cancel_before_delivery_abandons_silently_and_the_invitee_never_sees_it() {
+    let (mut net, a, b) = pair(12, Faults::clean(30), 2);
+    invite(&mut net, a, b, &OfferSpec::simple(APP));
+    // The initiation is on its way; the Invite is not.
+    net.step();
+    let now = net.now;
+    let party = net.node_mut::<Party>(a);
+    let effect = party.slots[0].invitation.cancel(now, CancelReason::ByUser, "", &mut *party.pool);
+    assert_eq!(effect, Ok(CancelEffect::Abandoned));
+    drain_events(&mut net, a);
+    settle(&mut net);
+    let inviter = slot(&net, a, 0);
+    assert_eq!(inviter.outcome(), Some(Outcome::Cancelled(CancelReason::ByUser)));
+    let invitee = net.node::<Party>(b);
+    assert!(invitee.slots.iter().all(|s| s.count(InvitationEvent::Invited) == 0));
+    // Nothing but the one initiation left the inviter.
+    assert_eq!(inviter.sent.len(), 1);
+}
+
+/// Polls a party's events into its slots (commands given directly on an
+/// invitation bypass the party's scheduler).
+fn drain_events(net: &mut Network, node: NodeId) {
+    let now = net.now;
+    let party = net.node_mut::<Party>(node);
+    for s in &mut party.slots {
+        while let Some(e) = s.invitation.poll_event() {
+            s.events.push((now, e));
+        }
+    }
+}
+
+#[test]
+fn a_cancel_while_ringing_tells_the_invitee_which_can_no_longer_answer() {
+    let (mut net, a, b) = pair(13, Faults::clean(30), 2);
+    react(&mut net, b, answer_after(secs(60), Answer::Accept, ""));
+    invite(&mut net, a, b, &OfferSpec::simple(APP));
+    net.node_mut::<Party>(a)
+        .schedule(at(10_000), Command::Cancel { slot: 0, reason: CancelReason::ByUser });
+    settle(&mut net);
+    assert_eq!(slot(&net, a, 0).command_results, vec![Ok(Some(CancelEffect::Withdrawing))]);
+    assert_both(&net, a, b, Outcome::Cancelled(CancelReason::ByUser));
+    let invitee = slot(&net, b, 0);
+    assert_eq!(invitee.count(InvitationEvent::Invited), 1);
+    // Its user's answer at 60 s comes too late.
+    assert_eq!(invitee.command_results, vec![Err(InviteError::Ended)]);
+}
+
+#[test]
+fn a_cancel_answered_elsewhere_reaches_the_invitee_with_its_reason() {
+    let (mut net, a, b) = pair(14, Faults::clean(30), 2);
+    react(&mut net, b, Reaction::Ignore);
+    invite(&mut net, a, b, &OfferSpec::simple(APP));
+    net.node_mut::<Party>(a)
+        .schedule(at(5_000), Command::Cancel { slot: 0, reason: CancelReason::AnsweredElsewhere });
+    settle(&mut net);
+    assert_both(&net, a, b, Outcome::Cancelled(CancelReason::AnsweredElsewhere));
+}
+
+#[test]
+fn a_cancel_after_the_answer_has_no_effect() {
+    let (mut net, a, b) = pair(15, Faults::clean(30), 2);
+    react(&mut net, b, answer_after(secs(1), Answer::Decline, ""));
+    invite(&mut net, a, b, &OfferSpec::simple(APP));
+    net.node_mut::<Party>(a)
+        .schedule(at(10_000), Command::Cancel { slot: 0, reason: CancelReason::ByUser });
+    settle(&mut net);
+    assert_eq!(slot(&net, a, 0).command_results, vec![Ok(Some(CancelEffect::NoEffect))]);
+    assert_both(&net, a, b, Outcome::Declined);
+}
+
+#[test]
+fn a_cancel_that_crosses_an_accept_wins_on_both_sides() {
+    // 200 ms each way: the invitee accepts at T, the inviter cancels at
+    // T + 50 ms, before the Accept reaches it.
+    let (mut net, a, b) = pair(16, Faults::clean(200), 2);
+    react(&mut net, b, answer_after(secs(5), Answer::Accept, ""));
+    invite(&mut net, a, b, &OfferSpec::simple(APP));
+    settle_until_invited(&mut net, b);
+    let accept_at = slot(&net, b, 0).when(InvitationEvent::Invited).unwrap() + secs(5);
+    net.node_mut::<Party>(a).schedule(
+        accept_at + Duration::from_millis(50),
+        Command::Cancel { slot: 0, reason: CancelReason::ByUser },
+    );
+    settle(&mut net);
+    assert_eq!(slot(&net, b, 0).command_results, vec![Ok(None)], "the invitee did accept");
+    assert_eq!(slot(&net, a, 0).command_results, vec![Ok(Some(CancelEffect::Withdrawing))]);
+    assert_both(&net, a, b, Outcome::Cancelled(CancelReason::ByUser));
+}
+
+fn settle_until_invited(net: &mut Network, b: NodeId) {
+    net.run(1_000_000, at(60 * MINUTE), |n| {
+        n.node::<Party>(b).slots.first().is_some_and(|s| s.count(InvitationEvent::Invited) > 0)
+    })
+    .unwrap();
+}
+
+#[test]
+fn a_final_is_retransmitted_until_acknowledged_under_loss() {
+    let (mut net, a, b) = pair(17, Faults::clean(20), 2);
+    react(&mut net, b, answer_after(secs(3), Answer::Accept, ""));
+    invite(&mut net, a, b, &OfferSpec::simple(APP));
+    settle_until_invited(&mut net, b);
+    let answer_at = slot(&net, b, 0).when(InvitationEvent::Invited).unwrap() + secs(3);
+    // Everything from the invitee is lost for 6 s from its answer on.
+    run_until(&mut net, at(answer_at.as_millis() - 1));
+    net.cut.push((b, a));
+    run_until(&mut net, answer_at + secs(6));
+    let during: usize = slot(&net, b, 0).sent.iter().filter(|(t, _)| *t >= answer_at).count();
+    // Sent at 0, 0.5, 1.5 and 3.5 s (RETRANSMIT_INITIAL doubling).
+    assert_eq!(during, 4);
+    assert_eq!(slot(&net, b, 0).invitation.outcome(), None, "no outcome before the Ack");
+    net.cut.clear();
+    settle(&mut net);
+    assert_both(&net, a, b, Outcome::Accepted);
+    assert!(slot(&net, b, 0).invitation.stats().retransmissions >= 3);
+}
+
+#[test]
+fn sixteen_kib_of_data_arrives_whole_in_fragments_under_loss_reordering_and_duplication() {
+    let faults =
+        Faults { latency_ms: 30, jitter_ms: 80, loss_permille: 200, duplicate_permille: 150 };
+    let message: String = "✉".repeat(255);
+    assert_eq!(message.len(), 765);
+    for seed in 0..8 {
+        let (mut net, a, b) = pair(100 + seed, faults, 2);
+        let offer = OfferSpec {
+            data: body(MAX_APP_DATA, seed as u8),
+            message: message.clone(),
+            ..OfferSpec::simple(APP)
+        };
+        invite(&mut net, a, b, &offer);
+        settle(&mut net);
+        assert_both(&net, a, b, Outcome::Accepted);
+        let presented = slot(&net, b, 0).presented.clone().unwrap();
+        assert_eq!(presented, (offer.message.clone(), offer.data.clone()), "seed {seed}");
+        // Both pools are free again.
+        assert_eq!(net.node::<Party>(a).pool.free(), 2);
+        assert_eq!(net.node::<Party>(b).pool.free(), 2);
+    }
+}
+
+#[test]
+fn a_duplicate_invite_surfaces_once() {
+    let faults =
+        Faults { latency_ms: 20, jitter_ms: 40, loss_permille: 0, duplicate_permille: 500 };
+    let (mut net, a, b) = pair(18, faults, 2);
+    react(&mut net, b, answer_after(secs(10), Answer::Accept, ""));
+    let offer = OfferSpec { data: body(5000, 3), ..OfferSpec::simple(APP) };
+    invite(&mut net, a, b, &offer);
+    run_until(&mut net, at(5_000));
+    // Replay every datagram the inviter sent so far, twice.
+    let sent: Vec<Vec<u8>> = net
+        .trace
+        .iter()
+        .filter_map(|e| match e {
+            TraceEntry::Sent { from, bytes, .. } if *from == a => Some(bytes.clone()),
+            _ => None,
+        })
+        .collect();
+    for _ in 0..2 {
+        for bytes in &sent {
+            net.inject(a, b, bytes);
+        }
+    }
+    settle(&mut net);
+    let party = net.node::<Party>(b);
+    let invited: usize = party.slots.iter().map(|s| s.count(InvitationEvent::Invited)).sum();
+    assert_eq!(invited, 1);
+    assert_both(&net, a, b, Outcome::Accepted);
+    // The replays were refused by the session's replay window.
+    assert!(
+        slot(&net, b, 0)
+            .dropped
+            .iter()
+            .any(|d| matches!(d, Dropped::Session(peercollab_core::session::Dropped::Replayed)))
+    );
+}
+
+#[test]
+fn a_full_pool_answers_busy_and_never_drops() {
+    // Two inviters, one invitee with a single body buffer.
+    let mut net = Network::new(19, Faults::clean(20));
+    let b = net.add(Box::new(Party::new(1901, 1)));
+    let a1 = net.add(Box::new(Party::new(1902, 1)));
+    let a2 = net.add(Box::new(Party::new(1903, 1)));
+    let b_cert = *net.node::<Party>(b).local.certificate();
+    for a in [a1, a2] {
+        let cert = *net.node::<Party>(a).local.certificate();
+        net.node_mut::<Party>(b).add_contact(cert);
+    }
+    react(&mut net, b, Reaction::Ignore);
+    let offer = OfferSpec { data: body(2000, 4), expires_in: secs(30), ..OfferSpec::simple(APP) };
+    net.node_mut::<Party>(a1).invite_contact(Instant::ZERO, b, b_cert, &offer).unwrap();
+    net.node_mut::<Party>(a2).invite_contact(Instant::ZERO, b, b_cert, &offer).unwrap();
+    settle(&mut net);
+    let outcomes: Vec<Option<Outcome>> =
+        [a1, a2].iter().map(|&a| slot(&net, a, 0).outcome()).collect();
+    let busy = Outcome::Busy { retry_after: POOL_BUSY_RETRY_AFTER };
+    assert!(outcomes.contains(&Some(Outcome::Expired)), "{outcomes:?}");
+    assert!(outcomes.contains(&Some(busy)), "{outcomes:?}");
+    let invitee = net.node::<Party>(b);
+    let invited: usize = invitee.slots.iter().map(|s| s.count(InvitationEvent::Invited)).sum();
+    assert_eq!(invited, 1);
+    assert!(invitee.slots.iter().all(|s| s.outcomes() == 1));
+    assert_eq!(invitee.pool.free(), 1);
+}
+
+#[test]
+fn an_empty_invitation_needs_no_buffer() {
+    let (mut net, a, b) = pair(20, Faults::clean(20), 0);
+    let offer = OfferSpec { message: String::new(), ..OfferSpec::simple(APP) };
+    invite(&mut net, a, b, &offer);
+    settle(&mut net);
+    assert_both(&net, a, b, Outcome::Accepted);
+    assert_eq!(slot(&net, b, 0).presented, Some((String::new(), Vec::new())));
+}
+
+#[test]
+fn an_inviter_with_no_free_buffer_is_refused_at_once() {
+    let (mut net, a, b) = pair(21, Faults::clean(20), 0);
+    let cert = *net.node::<Party>(b).local.certificate();
+    let r =
+        net.node_mut::<Party>(a).invite_contact(Instant::ZERO, b, cert, &OfferSpec::simple(APP));
+    assert_eq!(r, Err(InviteError::PoolFull));
+    assert!(net.node::<Party>(a).slots.is_empty());
+}
+
+#[test]
+fn an_unregistered_application_and_an_unaccepted_peer_are_answered_without_presenting() {
+    for (admission, outcome) in [
+        (Admission::NotRegistered, Outcome::NotRegistered),
+        (Admission::NotAccepted, Outcome::NotAccepted),
+    ] {
+        let (mut net, a, b) = pair(22, Faults::clean(20), 2);
+        net.node_mut::<Party>(b).screen = Box::new(move |_, _| admission);
+        let offer = OfferSpec { data: body(4000, 5), ..OfferSpec::simple(APP) };
+        invite(&mut net, a, b, &offer);
+        settle(&mut net);
+        assert_both(&net, a, b, outcome);
+        assert_eq!(slot(&net, b, 0).count(InvitationEvent::Invited), 0);
+        assert_eq!(slot(&net, a, 0).count(InvitationEvent::Ringing), 0);
+    }
+}
+
+#[test]
+fn an_invitee_that_falls_silent_leaves_the_inviter_unreachable_after_the_liveness_timeout() {
+    let (mut net, a, b) = pair(23, Faults::clean(20), 2);
+    react(&mut net, b, Reaction::Ignore);
+    invite(&mut net, a, b, &OfferSpec::simple(APP));
+    run_until(&mut net, at(30_000));
+    // The invitee's Ringing stops reaching the inviter.
+    net.cut.push((b, a));
+    settle(&mut net);
+    let inviter = slot(&net, a, 0);
+    let last_heard = net
+        .trace
+        .iter()
+        .filter_map(|e| match e {
+            TraceEntry::Delivered { at, from, .. } if *from == b => Some(*at),
+            _ => None,
+        })
+        .max()
+        .unwrap();
+    assert_eq!(
+        inviter.when(InvitationEvent::Ended(Outcome::Unreachable)),
+        Some(last_heard + LIVENESS_TIMEOUT)
+    );
+    // Its Cancel (GaveUp) still reaches the invitee, which stops ringing.
+    assert_eq!(slot(&net, b, 0).outcome(), Some(Outcome::Cancelled(CancelReason::GaveUp)));
+}
+
+#[test]
+fn an_invitee_that_never_answers_the_handshake_leaves_the_inviter_unreachable() {
+    let (mut net, a, b) = pair(24, Faults::clean(20), 2);
+    net.cut.push((a, b));
+    invite(&mut net, a, b, &OfferSpec::simple(APP));
+    settle(&mut net);
+    let inviter = slot(&net, a, 0);
+    assert_eq!(inviter.outcome(), Some(Outcome::Unreachable));
+    assert_eq!(inviter.when(InvitationEvent::Ended(Outcome::Unreachable)), Some(at(32_000)));
+    assert!(inviter.invitation.is_closed());
+}
+
+#[test]
+fn after_its_linger_an_invitation_sends_nothing_and_frees_everything() {
+    let faults =
+        Faults { latency_ms: 20, jitter_ms: 10, loss_permille: 100, duplicate_permille: 100 };
+    let (mut net, a, b) = pair(25, faults, 1);
+    let offer = OfferSpec { data: body(9000, 6), ..OfferSpec::simple(APP) };
+    invite(&mut net, a, b, &offer);
+    settle(&mut net);
+    assert_both(&net, a, b, Outcome::Accepted);
+    for node in [a, b] {
+        let s = slot(&net, node, 0);
+        let ended =
+            s.events.iter().find(|(_, e)| matches!(e, InvitationEvent::Ended(_))).unwrap().0;
+        let closed = s.closed_at.unwrap();
+        assert!(closed <= ended + LINGER, "closed {closed:?}, ended {ended:?}");
+        assert!(s.sent.iter().all(|(t, _)| *t <= closed));
+        assert_eq!(s.invitation.poll_timeout(), None);
+        assert!(s.invitation.session().is_closed());
+        assert_eq!(net.node::<Party>(node).pool.free(), 1);
+    }
+    // A late datagram to a closed invitation is dropped.
+    let last = net
+        .trace
+        .iter()
+        .rev()
+        .find_map(|e| match e {
+            TraceEntry::Sent { from, bytes, .. } if *from == a => Some(bytes.clone()),
+            _ => None,
+        })
+        .unwrap();
+    net.inject(a, b, &last);
+    settle(&mut net);
+    assert_eq!(slot(&net, b, 0).dropped.last(), Some(&Dropped::Closed));
+}
+
+#[test]
+fn time_going_backwards_never_panics_and_deadlines_stay_ahead() {
+    let (mut net, a, b) = pair(26, Faults::clean(20), 2);
+    react(&mut net, b, Reaction::Ignore);
+    invite(&mut net, a, b, &OfferSpec::simple(APP));
+    run_until(&mut net, at(10_000));
+    let party = net.node_mut::<Party>(b);
+    let inv = &mut party.slots[0].invitation;
+    let mut rng = peercollab_core::HashDrbg::from_u64(1);
+    let mut latest = at(10_000);
+    for t in [9_000, 0, 5, 10_000, 3, 400_000, 1, u64::MAX / 2, 7] {
+        latest = latest.max(at(t));
+        inv.handle_timeout(at(t), &mut *party.pool, &mut rng);
+        let mut buf = [0u8; peercollab_core::wire::MAX_DATAGRAM];
+        while inv.poll_transmit(at(t), &*party.pool, &mut buf).is_some() {}
+        let next = inv.poll_timeout();
+        assert!(next.is_none_or(|d| d > latest), "at {t}: next {next:?}, latest {latest:?}");
+    }
+    // At 400 s it expired and sent Final(Expired); nobody acknowledged it,
+    // and the jump far ahead ran out its give-up.
+    assert!(inv.is_closed());
+    assert_eq!(inv.outcome(), Some(Outcome::Unreachable));
+}
+
+#[test]
+fn five_parties_invite_each_other_at_once_and_every_invitation_ends_once_in_agreement() {
+    let faults =
+        Faults { latency_ms: 25, jitter_ms: 60, loss_permille: 100, duplicate_permille: 50 };
+    let mut net = Network::new(27, faults);
+    let nodes: Vec<NodeId> = (0..5).map(|i| net.add(Box::new(Party::new(2700 + i, 4)))).collect();
+    let certs: Vec<_> = nodes.iter().map(|&n| *net.node::<Party>(n).local.certificate()).collect();
+    for &n in &nodes {
+        for (m, cert) in nodes.iter().zip(&certs) {
+            if *m != n {
+                net.node_mut::<Party>(n).add_contact(*cert);
+            }
+        }
+    }
+    let answers = [Answer::Accept, Answer::Decline, Answer::Busy { retry_after: secs(5) }];
+    for (i, &n) in nodes.iter().enumerate() {
+        react(&mut net, n, answer_after(secs(i as u64 * 3), answers[i % 3], ""));
+    }
+    // Each party invites the next two, with 2 KiB of data.
+    for (i, &n) in nodes.iter().enumerate() {
+        for k in 1..=2 {
+            let to = nodes[(i + k) % 5];
+            let offer = OfferSpec { data: body(2048, i as u8), ..OfferSpec::simple(APP) };
+            let cert = certs[(i + k) % 5];
+            net.node_mut::<Party>(n).invite_contact(Instant::ZERO, to, cert, &offer).unwrap();
+        }
+    }
+    settle(&mut net);
+    let mut pairs = 0;
+    for &n in &nodes {
+        let party = net.node::<Party>(n);
+        assert_eq!(party.slots.len(), 4, "two sent, two received");
+        for s in &party.slots {
+            assert_eq!(s.outcomes(), 1);
+            assert!(s.invitation.is_closed());
+        }
+        // Each invitation this party sent agrees with its invitee's side.
+        for s in party
+            .slots
+            .iter()
+            .filter(|s| s.invitation.party() == peercollab_core::invite::Party::Inviter)
+        {
+            let theirs = net
+                .node::<Party>(s.peer)
+                .slots
+                .iter()
+                .find(|t| t.peer == n && t.invitation.id() == s.invitation.id())
+                .expect("the invitee's side");
+            assert_eq!(s.outcome(), theirs.outcome());
+            let expected = match net.node::<Party>(s.peer).reaction {
+                Reaction::Answer { answer: Answer::Accept, .. } => Outcome::Accepted,
+                Reaction::Answer { answer: Answer::Decline, .. } => Outcome::Declined,
+                _ => Outcome::Busy { retry_after: secs(5) },
+            };
+            assert_eq!(s.outcome(), Some(expected));
+            pairs += 1;
+        }
+        assert_eq!(party.pool.free(), 4);
+    }
+    assert_eq!(pairs, 10);
+}
+
+#[test]
+fn an_inviter_in_lingering_answers_a_late_final_with_its_cancel() {
+    // The inviter cancels; the invitee's Accept crossed it and its Final is
+    // delivered late, after the inviter already lingers.
+    let (mut net, a, b) = pair(28, Faults::clean(10), 2);
+    react(&mut net, b, answer_after(secs(5), Answer::Accept, ""));
+    invite(&mut net, a, b, &OfferSpec::simple(APP));
+    settle_until_invited(&mut net, b);
+    let presented = slot(&net, b, 0).when(InvitationEvent::Invited).unwrap();
+    net.node_mut::<Party>(a).schedule(
+        presented + secs(5) + Duration::from_millis(1),
+        Command::Cancel { slot: 0, reason: CancelReason::ByUser },
+    );
+    settle(&mut net);
+    assert_both(&net, a, b, Outcome::Cancelled(CancelReason::ByUser));
+    let inviter = slot(&net, a, 0);
+    assert!(matches!(inviter.invitation.state(), State::Inviter(InviterState::Closed)));
+    let _ = DataPool::<0>::new();
 }
