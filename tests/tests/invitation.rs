@@ -682,3 +682,53 @@ fn an_inviter_in_lingering_answers_a_late_final_with_its_cancel() {
     assert!(matches!(inviter.invitation.state(), State::Inviter(InviterState::Closed)));
     let _ = DataPool::<0>::new();
 }
+
+/// Datagrams and bytes of one accepted invitation on a clean link, per
+/// direction: the figures `spec/invitation.md` states.
+fn wire_cost(mode_ik: bool, data_len: usize) -> [(usize, usize); 2] {
+    let (mut net, a, b) = pair(40, Faults::clean(10), 2);
+    react(&mut net, b, answer_after(secs(1), Answer::Accept, ""));
+    let offer = OfferSpec { data: body(data_len, 9), ..OfferSpec::simple(APP) };
+    if mode_ik {
+        invite(&mut net, a, b, &offer);
+    } else {
+        net.node_mut::<Party>(a).invite_endpoint(Instant::ZERO, b, None, &offer).unwrap();
+    }
+    settle(&mut net);
+    assert_both(&net, a, b, Outcome::Accepted);
+    let mut cost = [(0, 0); 2];
+    for e in &net.trace {
+        if let TraceEntry::Sent { from, bytes, .. } = e {
+            let dir = usize::from(*from == b);
+            cost[dir].0 += 1;
+            cost[dir].1 += bytes.len();
+        }
+    }
+    cost
+}
+
+#[test]
+fn the_wire_cost_of_one_accepted_invitation_is_as_specified() {
+    // (mode IK?, data bytes) → [(datagrams, bytes) inviter→invitee,
+    // invitee→inviter], with the 7-byte message "join me", the inviter
+    // stating its full certificate, on a clean link. spec/invitation.md
+    // gives the same figures.
+    let expected = [
+        ((true, 0), [(3, 446), (3, 215)]),
+        ((true, MAX_APP_DATA), [(18, 17_940), (3, 215)]),
+        ((false, 0), [(4, 647), (3, 372)]),
+        ((false, MAX_APP_DATA), [(19, 18_141), (3, 372)]),
+    ];
+    for ((ik, len), want) in expected {
+        let got = wire_cost(ik, len);
+        let [(da, ba), (db, bb)] = got;
+        println!(
+            "{} data {len:>5}: inviter {da} datagrams {ba} B, invitee {db} datagrams {bb} B, \
+             total {} datagrams {} B",
+            if ik { "IK" } else { "XX" },
+            da + db,
+            ba + bb
+        );
+        assert_eq!(got, want, "IK {ik}, {len} bytes of data");
+    }
+}
