@@ -1,15 +1,20 @@
 //! The invitation protocol between parties over the virtual network: one
 //! test per message and rule of `spec/invitation.md`.
 
+use peercollab_core::HashDrbg;
+use peercollab_core::identity::{EndpointId, LocalIdentity};
+use peercollab_core::invite::message::{Cancel, Final, InviteFragment};
 use peercollab_core::invite::{
     Admission, Answer, AppId, CancelEffect, CancelReason, DataPool, Dropped, EXPIRY_GRACE,
     FailureCause, InvitationEvent, InviteError, LINGER, LIVENESS_TIMEOUT, MAX_APP_DATA,
     POOL_BUSY_RETRY_AFTER, RINGING_INTERVAL, State,
 };
+use peercollab_core::invite::{FRAGMENT_CHUNK, FinalCode, InviteId, Message};
 use peercollab_core::invite::{Outcome, table::InviterState};
+use peercollab_core::session::{PinnedPeer, Session, StatementForm};
 use peercollab_core::{Duration, Instant};
 use peercollab_tests::party::{Command, OfferSpec, Party, Reaction};
-use peercollab_tests::{Faults, Network, NodeId, TraceEntry};
+use peercollab_tests::{Faults, Network, NodeId, SessionPeer, TraceEntry};
 
 const APP: AppId = AppId([7; 16]);
 const MINUTE: u64 = 60_000;
@@ -731,4 +736,107 @@ fn the_wire_cost_of_one_accepted_invitation_is_as_specified() {
         );
         assert_eq!(got, want, "IK {ik}, {len} bytes of data");
     }
+}
+
+/// A hand-driven inviter (a bare session) sends `messages` to a party.
+fn crafted_inviter(seed: u64, messages: &[Message<'_>]) -> (Network, NodeId, NodeId) {
+    let mut net = Network::new(seed, Faults::clean(10));
+    let b = net.add(Box::new(Party::new(seed * 16 + 2, 2)));
+    let b_cert = *net.node::<Party>(b).local.certificate();
+    let local = LocalIdentity::generate(&mut HashDrbg::from_u64(seed), EndpointId(9));
+    let a_cert = *local.certificate();
+    let mut a = SessionPeer::initiator(local, b, seed, |l, rng| {
+        let pinned = PinnedPeer::new(l, b_cert).unwrap();
+        Session::initiate_contact(l, &pinned, 5, StatementForm::Certificate, Instant::ZERO, rng)
+            .unwrap()
+    });
+    for m in messages {
+        let mut buf = vec![0u8; m.buffer_len()];
+        m.emit(&mut buf).unwrap();
+        a.outbox.push(buf);
+    }
+    let a = net.add(Box::new(a));
+    net.node_mut::<Party>(b).add_contact(a_cert);
+    (net, a, b)
+}
+
+fn fragment<'a>(
+    id: InviteId,
+    message_len: u16,
+    data_len: u16,
+    index: u8,
+    chunk: &'a [u8],
+) -> Message<'a> {
+    Message::Invite(InviteFragment {
+        id,
+        app_id: APP,
+        remaining_ms: 60_000,
+        message_len,
+        data_len,
+        index,
+        chunk,
+    })
+}
+
+#[test]
+fn an_invitation_whose_message_is_not_text_is_refused_as_invalid() {
+    let id = InviteId([3; 16]);
+    let (mut net, a, b) = crafted_inviter(
+        50,
+        &[fragment(id, 2, 0, 0, &[0xff, 0xfe]), Message::Ack { id, code: FinalCode::Invalid }],
+    );
+    settle(&mut net);
+    let invitee = slot(&net, b, 0);
+    assert_eq!(invitee.count(InvitationEvent::Invited), 0);
+    assert_eq!(invitee.outcome(), Some(Outcome::Failed(FailureCause::InvalidInvitation)));
+    let inbox = &net.node::<SessionPeer>(a).inbox;
+    let Ok(Message::Final(f)) = Message::parse(&inbox[0]) else { panic!("{inbox:?}") };
+    assert_eq!((f.id, f.code), (id, FinalCode::Invalid));
+}
+
+#[test]
+fn fragments_that_disagree_about_the_invitation_are_refused_as_invalid() {
+    let id = InviteId([4; 16]);
+    let chunk = [0u8; FRAGMENT_CHUNK];
+    let (mut net, _, b) = crafted_inviter(
+        51,
+        &[fragment(id, 0, 2000, 0, &chunk), fragment(id, 0, 3000, 1, &chunk)],
+    );
+    settle(&mut net);
+    let invitee = slot(&net, b, 0);
+    assert_eq!(invitee.count(InvitationEvent::Invited), 0);
+    // Nobody acknowledges its Final(Invalid): it gives up.
+    assert_eq!(invitee.outcome(), Some(Outcome::Unreachable));
+    assert_eq!(net.node::<Party>(b).pool.free(), 2, "the refused body's buffer is released");
+}
+
+#[test]
+fn messages_of_the_wrong_role_and_invitation_are_dropped_without_effect() {
+    let id = InviteId([5; 16]);
+    let (mut net, _, b) = crafted_inviter(
+        52,
+        &[
+            fragment(id, 4, 0, 0, b"ping"),
+            Message::Ringing { id },
+            Message::Final(Final { id, code: FinalCode::Accepted, retry_after_ms: 0, reason: "" }),
+            Message::Cancel(Cancel {
+                id: InviteId([6; 16]),
+                reason: CancelReason::ByUser,
+                text: "",
+            }),
+            Message::Ack { id, code: FinalCode::Declined },
+        ],
+    );
+    settle(&mut net);
+    let invitee = slot(&net, b, 0);
+    assert_eq!(
+        invitee.dropped,
+        vec![
+            Dropped::WrongDirection,
+            Dropped::WrongDirection,
+            Dropped::WrongInvite,
+            Dropped::Unexpected
+        ]
+    );
+    assert_eq!(invitee.count(InvitationEvent::Invited), 1);
 }
