@@ -4,7 +4,8 @@
 //!
 //! It runs complete exchanges through the core so the linker keeps the code
 //! paths: an IK contact handshake and an XX endpoint handshake between two
-//! secure sessions, each followed by a transport payload both ways, and a
+//! secure sessions, each followed by a transport payload both ways, a whole
+//! accepted invitation between two invitation state machines, and a
 //! contact card round trip ([`exercise`]). `core::hint::black_box` keeps the
 //! optimiser from folding the work away.
 //!
@@ -20,6 +21,10 @@ use core::panic::PanicInfo;
 use cortex_m_rt::entry;
 use peercollab_core::card::ContactCard;
 use peercollab_core::identity::{EndpointId, LocalIdentity};
+use peercollab_core::invite::{
+    Admission, Answer, AppId, DEFAULT_EXPIRY, DataPool, Invitation, InvitationEvent, InviteId,
+    InviteeConfig, Offer, Outcome,
+};
 use peercollab_core::session::{Incoming, PinnedPeer, Received, Session, StatementForm};
 use peercollab_core::wire::MAX_DATAGRAM;
 use peercollab_core::{HashDrbg, Instant};
@@ -71,6 +76,66 @@ fn handshake(
     got == Ok(Received::Payload(7)) && a.handshake_hash() == b.handshake_hash()
 }
 
+/// One whole accepted contact invitation between two `Invitation`s, with an
+/// empty body (so a pool of no buffers will do): handshake, Invite, Final,
+/// Ack.
+fn invitation(alice: &LocalIdentity, bob: &LocalIdentity, rng: &mut HashDrbg) -> bool {
+    let now = Instant::ZERO;
+    let Ok(a_pins_b) = PinnedPeer::new(alice, *bob.certificate()) else { return false };
+    let Ok(b_pins_a) = PinnedPeer::new(bob, *alice.certificate()) else { return false };
+    let directory = [b_pins_a];
+    let Ok(session) = Session::initiate_contact(alice, &a_pins_b, 1, StatementForm::Hash, now, rng)
+    else {
+        return false;
+    };
+    let (mut pool_a, mut pool_b) = (DataPool::<0>::new(), DataPool::<0>::new());
+    let offer = Offer {
+        id: InviteId::random(rng),
+        app_id: AppId([1; 16]),
+        message: "",
+        data: &[],
+        expires_in: DEFAULT_EXPIRY,
+    };
+    let Ok(mut a) = Invitation::invite(session, &offer, now, &mut pool_a) else { return false };
+    let mut b: Option<Invitation> = None;
+    let mut screen = |_: &_, _| Admission::Present;
+    let mut buf = [0u8; MAX_DATAGRAM];
+    // Every exchange of an accepted invitation takes a handful of rounds.
+    for _ in 0..8 {
+        while let Some(n) = a.poll_transmit(now, &pool_a, &mut buf) {
+            let bytes = black_box(&buf[..n]);
+            match b.as_mut() {
+                Some(b) => {
+                    let _ = b.handle_datagram(now, bytes, &mut pool_b, &mut screen, rng);
+                }
+                None => {
+                    let Ok(incoming) = Incoming::read(bob, &directory[..], bytes) else {
+                        return false;
+                    };
+                    let Ok(s) = incoming.accept(bob, 2, now, rng) else { return false };
+                    let Ok(inv) = Invitation::invitee(s, InviteeConfig::default(), now) else {
+                        return false;
+                    };
+                    b = Some(inv);
+                }
+            }
+        }
+        let Some(b) = b.as_mut() else { return false };
+        while let Some(e) = b.poll_event() {
+            if e == InvitationEvent::Invited && b.respond(now, Answer::Accept, "").is_err() {
+                return false;
+            }
+        }
+        while let Some(n) = b.poll_transmit(now, &pool_b, &mut buf) {
+            let _ = a.handle_datagram(now, black_box(&buf[..n]), &mut pool_a, &mut screen, rng);
+        }
+        if a.outcome() == Some(Outcome::Accepted) && b.outcome() == Some(Outcome::Accepted) {
+            return true;
+        }
+    }
+    false
+}
+
 /// A contact card written and parsed back.
 fn card_round_trip(alice: &LocalIdentity) -> bool {
     let Ok(card) = ContactCard::issue(alice.secret(), "Alice", &[*alice.certificate()], &[]) else {
@@ -92,6 +157,7 @@ fn exercise(seed: u64) -> bool {
     let bob = LocalIdentity::generate(&mut rng, EndpointId(1));
     handshake(true, &alice, &bob, &mut rng)
         && handshake(false, &alice, &bob, &mut rng)
+        && invitation(&alice, &bob, &mut rng)
         && card_round_trip(&alice)
 }
 
