@@ -1529,3 +1529,156 @@ impl core::fmt::Debug for Invitation {
             .finish_non_exhaustive()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::HashDrbg;
+    use crate::identity::{EndpointId, LocalIdentity};
+    use crate::session::{Incoming, PinnedPeer, StatementForm};
+    use std::format;
+
+    fn offer<'a>(message: &'a str, data: &'a [u8]) -> Offer<'a> {
+        Offer {
+            id: InviteId([1; 16]),
+            app_id: AppId([2; 16]),
+            message,
+            data,
+            expires_in: DEFAULT_EXPIRY,
+        }
+    }
+
+    /// An inviter's fresh session, and the invitee's session answering it.
+    fn sessions() -> (Session, Session) {
+        let mut rng = HashDrbg::from_u64(7);
+        let alice = LocalIdentity::generate(&mut rng, EndpointId(1));
+        let bob = LocalIdentity::generate(&mut rng, EndpointId(2));
+        let pinned = PinnedPeer::new(&alice, *bob.certificate()).unwrap();
+        let mut a = Session::initiate_contact(
+            &alice,
+            &pinned,
+            1,
+            StatementForm::Certificate,
+            Instant::ZERO,
+            &mut rng,
+        )
+        .unwrap();
+        let mut buf = [0u8; MAX_DATAGRAM];
+        let n = a.poll_transmit(Instant::ZERO, &mut buf).unwrap();
+        let dir = [PinnedPeer::new(&bob, *alice.certificate()).unwrap()];
+        let b = Incoming::read(&bob, &dir[..], &buf[..n])
+            .unwrap()
+            .accept(&bob, 2, Instant::ZERO, &mut rng)
+            .unwrap();
+        (a, b)
+    }
+
+    #[test]
+    fn an_invalid_offer_is_refused_and_takes_no_buffer() {
+        let (a, _) = sessions();
+        let mut pool = DataPool::<1>::new();
+        let now = Instant::ZERO;
+        let long = "é".repeat(MAX_MESSAGE_CHARS + 1);
+        let r = Invitation::invite(a.clone(), &offer(&long, &[]), now, &mut pool);
+        assert!(matches!(r, Err(InviteError::BadMessage(_))));
+        let big = [0u8; MAX_APP_DATA + 1];
+        let r = Invitation::invite(a.clone(), &offer("", &big), now, &mut pool);
+        assert_eq!(r.err(), Some(InviteError::DataTooLarge));
+        let forever = Offer { expires_in: Duration::from_secs(u64::MAX / 1000), ..offer("", &[]) };
+        let r = Invitation::invite(a.clone(), &forever, now, &mut pool);
+        assert_eq!(r.err(), Some(InviteError::DurationTooLong));
+        assert_eq!(pool.free(), 1);
+        let r = Invitation::invite(a, &offer("hi", &[]), now, &mut DataPool::<0>::new());
+        assert_eq!(r.err(), Some(InviteError::PoolFull));
+    }
+
+    #[test]
+    fn each_role_needs_the_matching_session_and_refuses_the_other_roles_commands() {
+        let (a, b) = sessions();
+        let now = Instant::ZERO;
+        let mut pool = DataPool::<1>::new();
+        let r = Invitation::invitee(a.clone(), InviteeConfig::default(), now);
+        assert_eq!(r.err(), Some(InviteError::WrongRole));
+        let r = Invitation::invite(b.clone(), &offer("", &[]), now, &mut pool);
+        assert_eq!(r.err(), Some(InviteError::WrongRole));
+
+        let mut inviter = Invitation::invite(a, &offer("hi", b"data"), now, &mut pool).unwrap();
+        assert_eq!(inviter.respond(now, Answer::Accept, ""), Err(InviteError::WrongRole));
+        assert_eq!(
+            inviter.cancel(now, CancelReason::GaveUp, "", &mut pool),
+            Err(InviteError::ReservedReason)
+        );
+        assert_eq!(
+            inviter.cancel(now, CancelReason::ByUser, &"x".repeat(200), &mut pool),
+            Err(InviteError::ReasonTooLong)
+        );
+        assert_eq!(inviter.state(), State::Inviter(InviterState::Connecting));
+
+        let mut invitee = Invitation::invitee(b, InviteeConfig::default(), now).unwrap();
+        assert_eq!(
+            invitee.cancel(now, CancelReason::ByUser, "", &mut pool),
+            Err(InviteError::WrongRole)
+        );
+        assert_eq!(invitee.respond(now, Answer::Accept, ""), Err(InviteError::NotPresented));
+        assert_eq!(invitee.state(), State::Invitee(InviteeState::AwaitingInvite));
+    }
+
+    #[test]
+    fn cancelling_before_the_handshake_abandons_and_frees_at_once() {
+        let (a, _) = sessions();
+        let mut pool = DataPool::<1>::new();
+        let now = Instant::ZERO;
+        let mut inv = Invitation::invite(a, &offer("hi", b"data"), now, &mut pool).unwrap();
+        assert_eq!(pool.free(), 0);
+        let effect = inv.cancel(now, CancelReason::ByUser, "", &mut pool);
+        assert_eq!(effect, Ok(CancelEffect::Abandoned));
+        assert_eq!(
+            inv.poll_event(),
+            Some(InvitationEvent::Ended(Outcome::Cancelled(CancelReason::ByUser)))
+        );
+        assert!(inv.is_closed());
+        assert_eq!(pool.free(), 1);
+        let mut buf = [0u8; MAX_DATAGRAM];
+        assert_eq!(inv.poll_transmit(now, &pool, &mut buf), None);
+        assert_eq!(inv.poll_timeout(), None);
+        assert_eq!(
+            inv.cancel(now, CancelReason::ByUser, "", &mut pool),
+            Ok(CancelEffect::NoEffect)
+        );
+    }
+
+    #[test]
+    fn debug_output_shows_the_state_but_never_the_message_or_data() {
+        let (a, _) = sessions();
+        let mut pool = DataPool::<1>::new();
+        let inv = Invitation::invite(
+            a,
+            &offer("secret meeting", b"SECRET-DATA"),
+            Instant::ZERO,
+            &mut pool,
+        )
+        .unwrap();
+        let text = format!("{inv:?} {pool:?}");
+        assert!(text.contains("Connecting"));
+        assert!(!text.contains("secret meeting") && !text.contains("SECRET-DATA"), "{text}");
+    }
+
+    #[test]
+    fn a_session_that_fails_before_the_invite_ends_the_invitee_unreachable() {
+        let (_, b) = sessions();
+        let mut pool = DataPool::<0>::new();
+        let mut rng = HashDrbg::from_u64(1);
+        let mut inv = Invitation::invitee(b, InviteeConfig::default(), Instant::ZERO).unwrap();
+        // Nothing follows the handshake: the session gives up unconfirmed
+        // at 32 s, the invitation with it.
+        let mut now = Instant::ZERO;
+        while let Some(t) = inv.poll_timeout() {
+            now = t;
+            inv.handle_timeout(now, &mut pool, &mut rng);
+        }
+        assert_eq!(now, Instant::ZERO + INVITE_WAIT_TIMEOUT);
+        assert_eq!(inv.poll_event(), Some(InvitationEvent::Ended(Outcome::Unreachable)));
+        assert_eq!(inv.poll_event(), None);
+        assert!(inv.is_closed());
+    }
+}
