@@ -798,10 +798,8 @@ fn an_invitation_whose_message_is_not_text_is_refused_as_invalid() {
 fn fragments_that_disagree_about_the_invitation_are_refused_as_invalid() {
     let id = InviteId([4; 16]);
     let chunk = [0u8; FRAGMENT_CHUNK];
-    let (mut net, _, b) = crafted_inviter(
-        51,
-        &[fragment(id, 0, 2000, 0, &chunk), fragment(id, 0, 3000, 1, &chunk)],
-    );
+    let (mut net, _, b) =
+        crafted_inviter(51, &[fragment(id, 0, 2000, 0, &chunk), fragment(id, 0, 3000, 1, &chunk)]);
     settle(&mut net);
     let invitee = slot(&net, b, 0);
     assert_eq!(invitee.count(InvitationEvent::Invited), 0);
@@ -839,4 +837,24 @@ fn messages_of_the_wrong_role_and_invitation_are_dropped_without_effect() {
         ]
     );
     assert_eq!(invitee.count(InvitationEvent::Invited), 1);
+}
+
+#[test]
+fn an_invitation_cancelled_before_it_was_presented_gives_its_buffer_back_at_once() {
+    let id = InviteId([7; 16]);
+    let chunk = [0u8; FRAGMENT_CHUNK];
+    let (mut net, _, b) = crafted_inviter(
+        53,
+        &[
+            fragment(id, 0, 2000, 0, &chunk),
+            Message::Cancel(Cancel { id, reason: CancelReason::ByUser, text: "never mind" }),
+        ],
+    );
+    run_until(&mut net, at(1_000));
+    let invitee = slot(&net, b, 0);
+    assert_eq!(invitee.outcome(), Some(Outcome::Cancelled(CancelReason::ByUser)));
+    assert_eq!(invitee.invitation.peer_reason(), "never mind");
+    assert_eq!(invitee.count(InvitationEvent::Invited), 0);
+    assert!(!invitee.invitation.is_closed(), "still lingering");
+    assert_eq!(net.node::<Party>(b).pool.free(), 2, "but its buffer is free already");
 }

@@ -113,7 +113,7 @@ pub const REASSEMBLY_TIMEOUT: Duration = Duration::from_secs(32);
 /// After its outcome an invitation stays this long to answer duplicates,
 /// then frees everything. The peer retransmits for at most 32 s
 /// ([`FINAL_TIMEOUT`], [`CANCEL_TIMEOUT`]) after its first send, so 32 s
-/// after our first answer covers all of it: SIP's Timer J/K (64 × T1).
+/// after our first answer covers all of it: SIP's Timer J (64 × T1).
 pub const LINGER: Duration = Duration::from_secs(32);
 /// What an invitee with no free body buffer asks the inviter to wait before
 /// trying again.
@@ -432,6 +432,8 @@ pub struct Invitation {
     /// Text of the Final or Cancel the peer sent.
     peer_text: String<MAX_REASON_BYTES>,
     outcome: Option<Outcome>,
+    /// Invitee: the invitation was presented (its body is the user's now).
+    presented: bool,
     session_failure: Option<Failure>,
     last_heard: Instant,
     retransmit_delay: Duration,
@@ -500,6 +502,7 @@ impl Invitation {
             own_text: String::new(),
             peer_text: String::new(),
             outcome: None,
+            presented: false,
             session_failure: None,
             last_heard: now,
             retransmit_delay: RETRANSMIT_INITIAL,
@@ -1179,10 +1182,6 @@ impl Invitation {
                     self.final_code = code;
                     self.retry_after = retry;
                 }
-                // Never presented: the body is not needed.
-                if let Some(b) = self.buffer.take() {
-                    pool.release(b);
-                }
             }
             InviteeAction::TakeAnswer => {
                 if let Some((code, retry, _)) = input.final_ {
@@ -1232,12 +1231,14 @@ impl Invitation {
             InviteeState::Ringing => {
                 self.timers[Timer::Ack as usize] = None;
                 self.timers[Timer::GiveUp as usize] = None;
+                self.presented = true;
                 self.push_event(InvitationEvent::Invited);
                 self.outputs |= out::RINGING;
                 self.arm(Timer::Ringing, now + RINGING_INTERVAL);
                 self.arm(Timer::Expiry, self.expires_at);
             }
             InviteeState::Answering => {
+                self.release_unpresented_body(pool);
                 self.timers = [None; TIMERS.len()];
                 self.outputs = out::FINAL;
                 self.retransmit_delay = RETRANSMIT_INITIAL;
@@ -1245,11 +1246,23 @@ impl Invitation {
                 self.arm(Timer::GiveUp, now + FINAL_TIMEOUT);
             }
             InviteeState::Lingering => {
+                self.release_unpresented_body(pool);
                 self.timers = [None; TIMERS.len()];
                 self.outputs &= out::FINAL;
                 self.arm(Timer::Linger, now + LINGER);
             }
             InviteeState::Closed => self.free(pool),
+        }
+    }
+
+    /// An invitation that was never presented (refused, expired or
+    /// cancelled while reassembling) does not need its body: the buffer goes
+    /// back to the pool at once rather than when the invitation closes.
+    fn release_unpresented_body(&mut self, pool: &mut (impl BufferPool + ?Sized)) {
+        if !self.presented
+            && let Some(b) = self.buffer.take()
+        {
+            pool.release(b);
         }
     }
 
@@ -1467,10 +1480,7 @@ impl Invitation {
     fn body<'p>(&self, pool: &'p (impl BufferPool + ?Sized)) -> Option<&'p [u8]> {
         let presented = match self.state {
             State::Inviter(_) => true,
-            State::Invitee(s) => {
-                self.held == self.all_fragments()
-                    && !matches!(s, InviteeState::AwaitingInvite | InviteeState::Receiving)
-            }
+            State::Invitee(_) => self.presented,
         };
         if !presented {
             return None;

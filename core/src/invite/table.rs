@@ -23,6 +23,11 @@
 //!
 //! Actions run in the order listed, before the entry actions of the next
 //! state.
+//!
+//! One rule lives outside the table because it is not an event of its own:
+//! every authentic datagram from the invitee — a keepalive, a Sack, a
+//! Ringing, anything — restarts the inviter's silence clock, and so its
+//! give-up deadline while Delivering or Ringing.
 
 macro_rules! named_enum {
     ($(#[$m:meta])* pub enum $name:ident { $( $(#[$vm:meta])* $v:ident ),* $(,)? }) => {
@@ -300,13 +305,13 @@ pub const fn inviter_entry(state: InviterState) -> &'static str {
     match state {
         InviterState::Connecting => "the session sends its handshake",
         InviterState::Delivering => {
-            "arm retransmission (RETRANSMIT_INITIAL); arm give-up: DELIVERY_TIMEOUT of silence, or expiry + EXPIRY_GRACE"
+            "start the silence clock; arm retransmission (RETRANSMIT_INITIAL); arm give-up: DELIVERY_TIMEOUT of silence, or expiry + EXPIRY_GRACE, whichever is first"
         }
         InviterState::Ringing => {
-            "stop retransmitting; arm give-up: LIVENESS_TIMEOUT of silence, or expiry + EXPIRY_GRACE"
+            "stop retransmitting; arm give-up: LIVENESS_TIMEOUT of silence, or expiry + EXPIRY_GRACE, whichever is first"
         }
         InviterState::Cancelling => {
-            "send Cancel; arm retransmission (RETRANSMIT_INITIAL); arm give-up (CANCEL_TIMEOUT)"
+            "clear timers; send Cancel; arm retransmission (RETRANSMIT_INITIAL); arm give-up (CANCEL_TIMEOUT)"
         }
         InviterState::Lingering => "clear timers; arm linger (LINGER)",
         InviterState::Closed => "close the session, release the buffer, clear timers and outputs",
@@ -320,12 +325,14 @@ pub const fn invitee_entry(state: InviteeState) -> &'static str {
         InviteeState::AwaitingInvite => "arm give-up (INVITE_WAIT_TIMEOUT)",
         InviteeState::Receiving => "arm expiry; arm give-up (REASSEMBLY_TIMEOUT)",
         InviteeState::Ringing => {
-            "clear the acknowledgement delay and give-up; present the invitation; send Ringing; arm ringing (RINGING_INTERVAL)"
+            "clear the acknowledgement delay and give-up; present the invitation; send Ringing; arm ringing (RINGING_INTERVAL); arm expiry"
         }
         InviteeState::Answering => {
-            "clear timers; send Final; arm retransmission (RETRANSMIT_INITIAL); arm give-up (FINAL_TIMEOUT)"
+            "clear timers and pending messages; release the body buffer if never presented; send Final; arm retransmission (RETRANSMIT_INITIAL); arm give-up (FINAL_TIMEOUT)"
         }
-        InviteeState::Lingering => "clear timers; arm linger (LINGER)",
+        InviteeState::Lingering => {
+            "clear timers; release the body buffer if never presented; arm linger (LINGER)"
+        }
         InviteeState::Closed => "close the session, release the buffer, clear timers and outputs",
     }
 }
@@ -440,10 +447,10 @@ transitions! {
     Receiving, LingerTimer => Ignore [];
 
     Ringing, SessionFailed => Go(Closed) [EndUnreachable];
-    Ringing, Fragment => Unexpected [];
+    Ringing, Fragment => Ignore [];
     Ringing, FragmentDuplicate => Stay [ScheduleAck];
     Ringing, Reassembled => Unexpected [];
-    Ringing, Refused => Unexpected [];
+    Ringing, Refused => Ignore [];
     Ringing, Ack => Unexpected [];
     Ringing, Cancel => Go(Lingering) [EndCancelled, ConfirmCancel];
     Ringing, Respond => Go(Answering) [TakeAnswer];
@@ -455,7 +462,7 @@ transitions! {
     Ringing, LingerTimer => Ignore [];
 
     Answering, SessionFailed => Go(Closed) [EndUnreachable];
-    Answering, Fragment => Unexpected [];
+    Answering, Fragment => Ignore [];
     Answering, FragmentDuplicate => Stay [ScheduleAck];
     Answering, Reassembled => Unexpected [];
     Answering, Refused => Ignore [];
@@ -470,7 +477,7 @@ transitions! {
     Answering, LingerTimer => Ignore [];
 
     Lingering, SessionFailed => Go(Closed) [];
-    Lingering, Fragment => Unexpected [];
+    Lingering, Fragment => Ignore [];
     Lingering, FragmentDuplicate => Ignore [];
     Lingering, Reassembled => Unexpected [];
     Lingering, Refused => Ignore [];
