@@ -858,3 +858,22 @@ fn an_invitation_cancelled_before_it_was_presented_gives_its_buffer_back_at_once
     assert!(!invitee.invitation.is_closed(), "still lingering");
     assert_eq!(net.node::<Party>(b).pool.free(), 2, "but its buffer is free already");
 }
+
+#[test]
+fn two_lost_ringings_cost_the_inviter_a_probe_not_the_invitation() {
+    let (mut net, a, b) = pair(54, Faults::clean(10), 2);
+    react(&mut net, b, answer_after(secs(70), Answer::Accept, ""));
+    invite(&mut net, a, b, &OfferSpec::simple(APP));
+    run_until(&mut net, at(20_000));
+    // The Ringings at 25 s and 50 s, and the answers to the first probes,
+    // are lost.
+    net.cut.push((b, a));
+    run_until(&mut net, at(55_000));
+    net.cut.clear();
+    settle(&mut net);
+    assert_both(&net, a, b, Outcome::Accepted);
+    let inviter = slot(&net, a, 0);
+    assert!(inviter.invitation.stats().retransmissions >= 8, "{:?}", inviter.invitation.stats());
+    // The probes are empty transport datagrams: 32 bytes.
+    assert!(inviter.sent.iter().filter(|(t, n)| t.as_millis() >= 30_000 && *n == 32).count() >= 8);
+}

@@ -88,9 +88,15 @@ pub const RINGING_INTERVAL: Duration = Duration::from_secs(25);
 /// Unreachable) after this long without hearing from the invitee: SIP's
 /// Timer B (64 × T1), the same as the handshake's give-up.
 pub const DELIVERY_TIMEOUT: Duration = Duration::from_secs(32);
+/// An inviter whose invitee is ringing and has been silent this long — one
+/// Ringing late, with five seconds of slack — probes it (an empty transport
+/// datagram, which a ringing invitee answers with Ringing), again from
+/// [`RETRANSMIT_INITIAL`] doubling to [`RETRANSMIT_MAX`]. Lost Ringings then
+/// cost a round trip, not the invitation.
+pub const LIVENESS_PROBE_AFTER: Duration = Duration::from_secs(30);
 /// An inviter whose invitee is ringing gives up after this long without
-/// hearing from it: two Ringing intervals and ten seconds of slack, so one
-/// lost Ringing is not enough.
+/// hearing from it: two Ringing intervals and ten seconds of slack, in which
+/// it probes about ten times ([`LIVENESS_PROBE_AFTER`]).
 pub const LIVENESS_TIMEOUT: Duration = Duration::from_secs(60);
 /// The inviter waits this long past its own expiry for the invitee's
 /// Final(Expired) before it gives up (Unreachable). The invitee's clock
@@ -387,8 +393,10 @@ mod out {
     pub(super) const CANCEL: u8 = 1 << 2;
     pub(super) const RINGING: u8 = 1 << 3;
     pub(super) const SACK: u8 = 1 << 4;
+    /// An empty transport datagram (liveness probe).
+    pub(super) const PROBE: u8 = 1 << 5;
     /// In the order `poll_transmit` sends them.
-    pub(super) const ORDER: [u8; 5] = [FINAL, ACK, CANCEL, RINGING, SACK];
+    pub(super) const ORDER: [u8; 6] = [FINAL, ACK, CANCEL, RINGING, SACK, PROBE];
 }
 
 /// What came with an event: the parsed message or the command's arguments.
@@ -619,7 +627,13 @@ impl Invitation {
             Received::Handshake => Ok(()),
             Received::Keepalive => {
                 self.heard(now);
-                Ok(())
+                match self.state {
+                    // The inviter asks whether we are still there.
+                    State::Invitee(_) => {
+                        self.invitee_step(now, InviteeEvent::Probe, &Input::default(), pool)
+                    }
+                    State::Inviter(_) => Ok(()),
+                }
             }
             Received::Payload(n) => {
                 self.heard(now);
@@ -995,6 +1009,10 @@ impl Invitation {
                 self.pending_fragments |= probe;
                 self.stats.retransmissions = self.stats.retransmissions.saturating_add(1);
             }
+            InviterAction::SendProbe => {
+                self.outputs |= out::PROBE;
+                self.stats.retransmissions = self.stats.retransmissions.saturating_add(1);
+            }
             InviterAction::BackOff => self.back_off(now),
             InviterAction::StopDelivery => {
                 self.pending_fragments = 0;
@@ -1065,10 +1083,7 @@ impl Invitation {
                 self.arm(Timer::Retransmit, now + RETRANSMIT_INITIAL);
                 self.arm_inviter_give_up();
             }
-            InviterState::Ringing => {
-                self.timers[Timer::Retransmit as usize] = None;
-                self.arm_inviter_give_up();
-            }
+            InviterState::Ringing => self.arm_inviter_give_up(),
             InviterState::Cancelling => {
                 self.timers = [None; TIMERS.len()];
                 self.outputs |= out::CANCEL;
@@ -1085,10 +1100,14 @@ impl Invitation {
     }
 
     /// Give-up while delivering or ringing: a silence limit, and in any case
-    /// expiry plus grace.
+    /// expiry plus grace. While ringing, also the liveness probe.
     fn arm_inviter_give_up(&mut self) {
         let silence = match self.state {
-            State::Inviter(InviterState::Ringing) => LIVENESS_TIMEOUT,
+            State::Inviter(InviterState::Ringing) => {
+                self.retransmit_delay = RETRANSMIT_INITIAL;
+                self.arm(Timer::Retransmit, self.last_heard + LIVENESS_PROBE_AFTER);
+                LIVENESS_TIMEOUT
+            }
             _ => DELIVERY_TIMEOUT,
         };
         let at = (self.last_heard + silence).min(self.expires_at + EXPIRY_GRACE);
@@ -1373,7 +1392,8 @@ impl Invitation {
                 Message::Cancel(Cancel { id, reason: self.cancel_reason, text: &self.own_text })
             }
             out::RINGING => Message::Ringing { id },
-            _ => Message::Sack { id, received: self.held },
+            out::SACK => Message::Sack { id, received: self.held },
+            _ => return Some(0),
         };
         msg.emit(payload).ok()
     }

@@ -27,7 +27,8 @@
 //! One rule lives outside the table because it is not an event of its own:
 //! every authentic datagram from the invitee — a keepalive, a Sack, a
 //! Ringing, anything — restarts the inviter's silence clock, and so its
-//! give-up deadline while Delivering or Ringing.
+//! give-up deadline while Delivering or Ringing and its liveness probe
+//! while Ringing.
 
 macro_rules! named_enum {
     ($(#[$m:meta])* pub enum $name:ident { $( $(#[$vm:meta])* $v:ident ),* $(,)? }) => {
@@ -173,6 +174,9 @@ named_enum! {
         ApplySack,
         /// Send the lowest unacknowledged fragment again (a probe).
         ResendProbe,
+        /// Send an empty transport datagram: a ringing invitee answers it
+        /// with Ringing (a liveness probe; the body is no longer held).
+        SendProbe,
         /// Double the retransmission delay (up to its maximum) and re-arm.
         BackOff,
         /// Stop sending fragments and give the body buffer back.
@@ -225,6 +229,8 @@ named_enum! {
         SessionFailed,
         /// A fragment not held before, consistent with the invitation.
         Fragment,
+        /// An empty transport datagram (the inviter's liveness probe).
+        Probe,
         /// A fragment already held (or one that no longer matters).
         FragmentDuplicate,
         /// The last fragment arrived and the body is valid.
@@ -308,7 +314,7 @@ pub const fn inviter_entry(state: InviterState) -> &'static str {
             "start the silence clock; arm retransmission (RETRANSMIT_INITIAL); arm give-up: DELIVERY_TIMEOUT of silence, or expiry + EXPIRY_GRACE, whichever is first"
         }
         InviterState::Ringing => {
-            "stop retransmitting; arm give-up: LIVENESS_TIMEOUT of silence, or expiry + EXPIRY_GRACE, whichever is first"
+            "arm the liveness probe (LIVENESS_PROBE_AFTER of silence, then RETRANSMIT_INITIAL doubling); arm give-up: LIVENESS_TIMEOUT of silence, or expiry + EXPIRY_GRACE, whichever is first"
         }
         InviterState::Cancelling => {
             "clear timers; send Cancel; arm retransmission (RETRANSMIT_INITIAL); arm give-up (CANCEL_TIMEOUT)"
@@ -372,7 +378,7 @@ transitions! {
     Ringing, Final => Go(Lingering) [SendAck, EndWithFinal];
     Ringing, CancelConfirmed => Unexpected [];
     Ringing, Cancel => Go(Cancelling) [EndCancelled];
-    Ringing, RetransmitTimer => Ignore [];
+    Ringing, RetransmitTimer => Stay [SendProbe, BackOff];
     Ringing, GiveUpTimer => Go(Cancelling) [EndUnreachable];
     Ringing, LingerTimer => Ignore [];
 
@@ -418,6 +424,7 @@ transitions! {
 
     AwaitingInvite, SessionFailed => Go(Closed) [EndUnreachable];
     AwaitingInvite, Fragment => Go(Receiving) [Adopt, TakeBuffer, StoreFragment, ScheduleAck];
+    AwaitingInvite, Probe => Ignore [];
     AwaitingInvite, FragmentDuplicate => Unexpected [];
     AwaitingInvite, Reassembled => Unexpected [];
     AwaitingInvite, Refused => Go(Answering) [Adopt, TakeRefusal];
@@ -433,6 +440,7 @@ transitions! {
 
     Receiving, SessionFailed => Go(Closed) [EndUnreachable];
     Receiving, Fragment => Stay [StoreFragment, ScheduleAck, RefreshStall];
+    Receiving, Probe => Stay [ScheduleAck];
     Receiving, FragmentDuplicate => Stay [ScheduleAck];
     Receiving, Reassembled => Go(Ringing) [];
     Receiving, Refused => Go(Answering) [TakeRefusal];
@@ -448,6 +456,7 @@ transitions! {
 
     Ringing, SessionFailed => Go(Closed) [EndUnreachable];
     Ringing, Fragment => Ignore [];
+    Ringing, Probe => Stay [ScheduleAck];
     Ringing, FragmentDuplicate => Stay [ScheduleAck];
     Ringing, Reassembled => Unexpected [];
     Ringing, Refused => Ignore [];
@@ -463,6 +472,7 @@ transitions! {
 
     Answering, SessionFailed => Go(Closed) [EndUnreachable];
     Answering, Fragment => Ignore [];
+    Answering, Probe => Stay [ScheduleAck];
     Answering, FragmentDuplicate => Stay [ScheduleAck];
     Answering, Reassembled => Unexpected [];
     Answering, Refused => Ignore [];
@@ -478,6 +488,7 @@ transitions! {
 
     Lingering, SessionFailed => Go(Closed) [];
     Lingering, Fragment => Ignore [];
+    Lingering, Probe => Ignore [];
     Lingering, FragmentDuplicate => Ignore [];
     Lingering, Reassembled => Unexpected [];
     Lingering, Refused => Ignore [];
@@ -493,6 +504,7 @@ transitions! {
 
     Closed, SessionFailed => Ignore [];
     Closed, Fragment => Ignore [];
+    Closed, Probe => Ignore [];
     Closed, FragmentDuplicate => Ignore [];
     Closed, Reassembled => Ignore [];
     Closed, Refused => Ignore [];
