@@ -950,17 +950,20 @@ impl Invitation {
 
     // ----- the machines -----------------------------------------------------
 
-    fn inviter_step(
+    /// Applies one row of either role's table: a refusal changes nothing;
+    /// otherwise the row's actions run in order, then, if the state
+    /// changes, the new state's entry actions.
+    #[allow(clippy::too_many_arguments)]
+    fn apply<S: Copy + PartialEq, E, A: Copy, P: BufferPool + ?Sized>(
         &mut self,
+        row: table::Row<S, E, A>,
         now: Instant,
-        event: InviterEvent,
         input: &Input<'_>,
-        pool: &mut (impl BufferPool + ?Sized),
+        pool: &mut P,
+        act: fn(&mut Self, Instant, A, &Input<'_>, &mut P),
+        enter: fn(&mut Self, Instant, S, &mut P),
+        wrap: fn(S) -> State,
     ) -> Result<Verdict, Dropped> {
-        let State::Inviter(state) = self.state else {
-            return Err(Dropped::WrongDirection);
-        };
-        let row = table::inviter(state, event);
         match row.verdict {
             Verdict::Unexpected => return Err(Dropped::Unexpected),
             Verdict::Ignore | Verdict::Misuse => {
@@ -970,21 +973,35 @@ impl Invitation {
             Verdict::Go | Verdict::Stay => {}
         }
         for &action in row.actions {
-            self.inviter_action(now, action, input, pool);
+            act(self, now, action, input, pool);
         }
-        if row.next != state {
-            self.state = State::Inviter(row.next);
-            self.enter_inviter(now, row.next, pool);
+        if row.next != row.state {
+            self.state = wrap(row.next);
+            enter(self, now, row.next, pool);
         }
         Ok(row.verdict)
     }
 
-    fn inviter_action(
+    fn inviter_step<P: BufferPool + ?Sized>(
+        &mut self,
+        now: Instant,
+        event: InviterEvent,
+        input: &Input<'_>,
+        pool: &mut P,
+    ) -> Result<Verdict, Dropped> {
+        let State::Inviter(state) = self.state else {
+            return Err(Dropped::WrongDirection);
+        };
+        let row = table::inviter(state, event);
+        self.apply(row, now, input, pool, Self::inviter_action, Self::enter_inviter, State::Inviter)
+    }
+
+    fn inviter_action<P: BufferPool + ?Sized>(
         &mut self,
         now: Instant,
         action: InviterAction,
         input: &Input<'_>,
-        pool: &mut (impl BufferPool + ?Sized),
+        pool: &mut P,
     ) {
         match action {
             InviterAction::SendInvite => self.pending_fragments = self.all_fragments(),
@@ -1069,11 +1086,11 @@ impl Invitation {
         }
     }
 
-    fn enter_inviter(
+    fn enter_inviter<P: BufferPool + ?Sized>(
         &mut self,
         now: Instant,
         state: InviterState,
-        pool: &mut (impl BufferPool + ?Sized),
+        pool: &mut P,
     ) {
         match state {
             InviterState::Connecting => {}
@@ -1114,41 +1131,27 @@ impl Invitation {
         self.arm(Timer::GiveUp, at);
     }
 
-    fn invitee_step(
+    fn invitee_step<P: BufferPool + ?Sized>(
         &mut self,
         now: Instant,
         event: InviteeEvent,
         input: &Input<'_>,
-        pool: &mut (impl BufferPool + ?Sized),
+        pool: &mut P,
     ) -> Result<(), Dropped> {
         let State::Invitee(state) = self.state else {
             return Err(Dropped::WrongDirection);
         };
         let row = table::invitee(state, event);
-        match row.verdict {
-            Verdict::Unexpected => return Err(Dropped::Unexpected),
-            Verdict::Ignore | Verdict::Misuse => {
-                self.stats.ignored = self.stats.ignored.saturating_add(1);
-                return Ok(());
-            }
-            Verdict::Go | Verdict::Stay => {}
-        }
-        for &action in row.actions {
-            self.invitee_action(now, action, input, pool);
-        }
-        if row.next != state {
-            self.state = State::Invitee(row.next);
-            self.enter_invitee(now, row.next, pool);
-        }
-        Ok(())
+        self.apply(row, now, input, pool, Self::invitee_action, Self::enter_invitee, State::Invitee)
+            .map(|_| ())
     }
 
-    fn invitee_action(
+    fn invitee_action<P: BufferPool + ?Sized>(
         &mut self,
         now: Instant,
         action: InviteeAction,
         input: &Input<'_>,
-        pool: &mut (impl BufferPool + ?Sized),
+        pool: &mut P,
     ) {
         match action {
             InviteeAction::Adopt => {
@@ -1235,11 +1238,11 @@ impl Invitation {
         }
     }
 
-    fn enter_invitee(
+    fn enter_invitee<P: BufferPool + ?Sized>(
         &mut self,
         now: Instant,
         state: InviteeState,
-        pool: &mut (impl BufferPool + ?Sized),
+        pool: &mut P,
     ) {
         match state {
             InviteeState::AwaitingInvite => self.arm(Timer::GiveUp, now + INVITE_WAIT_TIMEOUT),
