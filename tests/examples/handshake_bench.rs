@@ -10,7 +10,9 @@
 //! round by round, so a machine that slows down mid-run slows everyone.
 
 use std::hint::black_box;
-use std::time::{Duration, Instant as WallInstant};
+use std::time::Duration;
+
+use peercollab_tests::bench::{median, rate};
 
 use peercollab_core::identity::{EndpointId, LocalIdentity};
 use peercollab_core::noise::{
@@ -23,21 +25,6 @@ use peercollab_core::{HashDrbg, Instant};
 const ROUNDS: usize = 7;
 const ROUND_TIME: Duration = Duration::from_millis(400);
 const PAYLOAD: &[u8] = b"invitation-sized payload: app id, expiry, message....";
-
-fn rate(mut f: impl FnMut()) -> f64 {
-    let start = WallInstant::now();
-    let mut n = 0u64;
-    while start.elapsed() < ROUND_TIME {
-        f();
-        n += 1;
-    }
-    n as f64 / start.elapsed().as_secs_f64()
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.total_cmp(b));
-    v[v.len() / 2]
-}
 
 struct Ss([u8; 32], [u8; 32]);
 impl StaticDhCache for Ss {
@@ -184,13 +171,17 @@ fn main() {
     let mut ratio_xx = Vec::new();
     for _ in 0..ROUNDS {
         let r = [
-            rate(|| ours(HandshakePattern::IK, &si, &sr, Some(ss), &mut rng)),
-            rate(|| ours(HandshakePattern::IK, &si, &sr, None, &mut rng)),
-            rate(|| snow_run("Noise_IK_25519_ChaChaPoly_SHA256", &si_b, &sr_b, &sr_pub)),
-            rate(|| ours(HandshakePattern::XX, &si, &sr, None, &mut rng)),
-            rate(|| snow_run("Noise_XX_25519_ChaChaPoly_SHA256", &si_b, &sr_b, &sr_pub)),
-            rate(|| session(true, &alice, &bob, &a_pins_b, &b_pins, &mut rng)),
-            rate(|| session(false, &alice, &bob, &a_pins_b, &b_pins, &mut rng)),
+            rate(ROUND_TIME, || ours(HandshakePattern::IK, &si, &sr, Some(ss), &mut rng)),
+            rate(ROUND_TIME, || ours(HandshakePattern::IK, &si, &sr, None, &mut rng)),
+            rate(ROUND_TIME, || {
+                snow_run("Noise_IK_25519_ChaChaPoly_SHA256", &si_b, &sr_b, &sr_pub)
+            }),
+            rate(ROUND_TIME, || ours(HandshakePattern::XX, &si, &sr, None, &mut rng)),
+            rate(ROUND_TIME, || {
+                snow_run("Noise_XX_25519_ChaChaPoly_SHA256", &si_b, &sr_b, &sr_pub)
+            }),
+            rate(ROUND_TIME, || session(true, &alice, &bob, &a_pins_b, &b_pins, &mut rng)),
+            rate(ROUND_TIME, || session(false, &alice, &bob, &a_pins_b, &b_pins, &mut rng)),
         ];
         ratio_ik.push(r[0] / r[2]);
         ratio_xx.push(r[3] / r[4]);

@@ -12,7 +12,9 @@
 //! taken round by round.
 
 use std::hint::black_box;
-use std::time::{Duration, Instant as WallInstant};
+use std::time::Duration;
+
+use peercollab_tests::bench::{median, rate};
 
 use peercollab_core::identity::{EndpointId, LocalIdentity};
 use peercollab_core::invite::{
@@ -25,21 +27,6 @@ use peercollab_core::{HashDrbg, Instant};
 
 const ROUNDS: usize = 7;
 const ROUND_TIME: Duration = Duration::from_millis(400);
-
-fn rate(mut f: impl FnMut()) -> f64 {
-    let start = WallInstant::now();
-    let mut n = 0u64;
-    while start.elapsed() < ROUND_TIME {
-        f();
-        n += 1;
-    }
-    n as f64 / start.elapsed().as_secs_f64()
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.total_cmp(b));
-    v[v.len() / 2]
-}
 
 struct Peers {
     alice: LocalIdentity,
@@ -157,11 +144,11 @@ fn main() {
     let mut ratios = Vec::new();
     for _ in 0..ROUNDS {
         let r = [
-            rate(|| session_only(&p, &mut rng)),
-            rate(|| {
+            rate(ROUND_TIME, || session_only(&p, &mut rng)),
+            rate(ROUND_TIME, || {
                 invitation(&p, &[], &mut pools, &mut rng);
             }),
-            rate(|| {
+            rate(ROUND_TIME, || {
                 invitation(&p, &data_16k, &mut pools, &mut rng);
             }),
         ];

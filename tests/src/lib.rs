@@ -14,7 +14,9 @@
 
 use std::collections::BTreeMap;
 
+pub mod bench;
 pub mod party;
+pub mod vectors;
 
 use peercollab_core::identity::LocalIdentity;
 use peercollab_core::session::{

@@ -108,6 +108,19 @@ pub struct Slot {
 }
 
 impl Slot {
+    fn new(peer: NodeId, invitation: Invitation) -> Self {
+        Slot {
+            peer,
+            invitation,
+            events: Vec::new(),
+            dropped: Vec::new(),
+            command_results: Vec::new(),
+            sent: Vec::new(),
+            presented: None,
+            closed_at: None,
+        }
+    }
+
     /// The outcome, if one was reported.
     #[must_use]
     pub fn outcome(&self) -> Option<Outcome> {
@@ -251,16 +264,7 @@ impl Party {
             expires_in: offer.expires_in,
         };
         let invitation = Invitation::invite(session, &offer, now, &mut *self.pool)?;
-        self.slots.push(Slot {
-            peer: to,
-            invitation,
-            events: Vec::new(),
-            dropped: Vec::new(),
-            command_results: Vec::new(),
-            sent: Vec::new(),
-            presented: None,
-            closed_at: None,
-        });
+        self.slots.push(Slot::new(to, invitation));
         Ok(self.slots.len() - 1)
     }
 
@@ -395,16 +399,7 @@ impl Node for Party {
                 };
                 let invitation =
                     Invitation::invitee(session, self.config, now).expect("responder session");
-                self.slots.push(Slot {
-                    peer: from,
-                    invitation,
-                    events: Vec::new(),
-                    dropped: Vec::new(),
-                    command_results: Vec::new(),
-                    sent: Vec::new(),
-                    presented: None,
-                    closed_at: None,
-                });
+                self.slots.push(Slot::new(from, invitation));
             }
             Err(why) => self.unrouted.push(why),
         }

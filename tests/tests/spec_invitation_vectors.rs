@@ -35,6 +35,7 @@ use peercollab_core::noise::{KeyPair, hash};
 use peercollab_core::session::{Incoming, PinnedPeer, Received, Session, StatementForm};
 use peercollab_core::wire::{self, Frame, MAX_DATAGRAM, Mode};
 use peercollab_core::{Duration, Entropy, HashDrbg, Instant};
+use peercollab_tests::vectors::json_diff;
 use peercollab_tests::{hex, unhex};
 use serde_json::{Value, json};
 
@@ -1162,60 +1163,6 @@ fn document(messages: &[MessageInputs], invitations: &[InvitationInputs]) -> Val
     })
 }
 
-// ---------------------------------------------------------------- diff
-
-/// Every difference between the file (`want`) and the regenerated document
-/// (`got`), with a per-byte hex diff for strings of hex.
-fn diff(path: &str, want: &Value, got: &Value, out: &mut Vec<String>) {
-    match (want, got) {
-        (Value::Object(w), Value::Object(g)) => {
-            for (k, wv) in w {
-                match g.get(k) {
-                    Some(gv) => diff(&format!("{path}.{k}"), wv, gv, out),
-                    None => out.push(format!("{path}.{k}: in the file, not regenerated")),
-                }
-            }
-            for k in g.keys().filter(|k| !w.contains_key(*k)) {
-                out.push(format!("{path}.{k}: regenerated, missing from the file"));
-            }
-        }
-        (Value::Array(w), Value::Array(g)) => {
-            if w.len() != g.len() {
-                out.push(format!(
-                    "{path}: {} entries in the file, {} regenerated",
-                    w.len(),
-                    g.len()
-                ));
-            }
-            for (k, (wv, gv)) in w.iter().zip(g).enumerate() {
-                diff(&format!("{path}[{k}]"), wv, gv, out);
-            }
-        }
-        (Value::String(w), Value::String(g)) if w != g => out.push(hex_diff(path, w, g)),
-        (w, g) if w != g => out.push(format!("{path}: file {w} != regenerated {g}")),
-        _ => {}
-    }
-}
-
-fn hex_diff(path: &str, want: &str, got: &str) -> String {
-    let is_hex = |s: &str| s.len().is_multiple_of(2) && s.bytes().all(|c| c.is_ascii_hexdigit());
-    if !(is_hex(want) && is_hex(got)) {
-        return format!("{path}: file {want:?} != regenerated {got:?}");
-    }
-    let (w, g) = (unhex(want), unhex(got));
-    let first = w.iter().zip(&g).position(|(a, b)| a != b).unwrap_or(w.len().min(g.len()));
-    let window =
-        |b: &[u8]| hex(&b[first.saturating_sub(4).min(b.len())..(first + 12).min(b.len())]);
-    format!(
-        "{path}: {} bytes in the file, {} regenerated; first difference at byte {first}\n  \
-         file:        ..{}..\n  regenerated: ..{}..\n  file (all):        {want}\n  regenerated (all): {got}",
-        w.len(),
-        g.len(),
-        window(&w),
-        window(&g),
-    )
-}
-
 // ---------------------------------------------------------------- tests
 
 #[test]
@@ -1240,7 +1187,7 @@ fn invitation_vectors_regenerate_byte_for_byte() {
 
     let regenerated = document(&messages, &invitations);
     let mut differences = Vec::new();
-    diff("$", &file, &regenerated, &mut differences);
+    json_diff("$", &file, &regenerated, &mut differences);
     // The recorded bytes parse to the recorded fields (emit is checked by
     // the regeneration above).
     for (k, (m, v)) in
@@ -1248,7 +1195,7 @@ fn invitation_vectors_regenerate_byte_for_byte() {
     {
         let bytes = unhex(str_of(v, "hex"));
         match Message::parse(&bytes) {
-            Ok(parsed) => diff(
+            Ok(parsed) => json_diff(
                 &format!("$.messages[{k}] ({}): parse(hex) vs fields", m.name),
                 &m.fields.to_json(),
                 &Fields::of(&parsed).to_json(),
@@ -1286,7 +1233,7 @@ fn invitation_vector_file_inputs_are_the_generators() {
     let from_file = inputs(&messages_from_json(&file), &invitations_from_json(&file));
     let defaults = inputs(&default_messages(), &default_invitations());
     let mut differences = Vec::new();
-    diff("$", &from_file, &defaults, &mut differences);
+    json_diff("$", &from_file, &defaults, &mut differences);
     assert!(
         differences.is_empty(),
         "the file's inputs are not the generator's (\"file\" is the file, \"regenerated\" the \

@@ -13,6 +13,7 @@
 //! file is (re)written from the inputs below first; the check then runs as
 //! usual.
 
+use peercollab_tests::vectors::json_diff;
 use peercollab_tests::{hex, unhex};
 use std::path::Path;
 
@@ -448,60 +449,6 @@ fn document(inputs: &[Inputs]) -> Value {
     })
 }
 
-// ---------------------------------------------------------------- diff
-
-/// Every difference between the file (`want`) and the regenerated document
-/// (`got`), with a per-byte hex diff for strings of hex.
-fn diff(path: &str, want: &Value, got: &Value, out: &mut Vec<String>) {
-    match (want, got) {
-        (Value::Object(w), Value::Object(g)) => {
-            for (k, wv) in w {
-                match g.get(k) {
-                    Some(gv) => diff(&format!("{path}.{k}"), wv, gv, out),
-                    None => out.push(format!("{path}.{k}: in the file, not regenerated")),
-                }
-            }
-            for k in g.keys().filter(|k| !w.contains_key(*k)) {
-                out.push(format!("{path}.{k}: regenerated, missing from the file"));
-            }
-        }
-        (Value::Array(w), Value::Array(g)) => {
-            if w.len() != g.len() {
-                out.push(format!(
-                    "{path}: {} entries in the file, {} regenerated",
-                    w.len(),
-                    g.len()
-                ));
-            }
-            for (k, (wv, gv)) in w.iter().zip(g).enumerate() {
-                diff(&format!("{path}[{k}]"), wv, gv, out);
-            }
-        }
-        (Value::String(w), Value::String(g)) if w != g => out.push(hex_diff(path, w, g)),
-        (w, g) if w != g => out.push(format!("{path}: file {w} != regenerated {g}")),
-        _ => {}
-    }
-}
-
-fn hex_diff(path: &str, want: &str, got: &str) -> String {
-    let is_hex = |s: &str| s.len().is_multiple_of(2) && s.bytes().all(|c| c.is_ascii_hexdigit());
-    if !(is_hex(want) && is_hex(got)) {
-        return format!("{path}: file {want:?} != regenerated {got:?}");
-    }
-    let (w, g) = (unhex(want), unhex(got));
-    let first = w.iter().zip(&g).position(|(a, b)| a != b).unwrap_or(w.len().min(g.len()));
-    let window =
-        |b: &[u8]| hex(&b[first.saturating_sub(4).min(b.len())..(first + 12).min(b.len())]);
-    format!(
-        "{path}: {} bytes in the file, {} regenerated; first difference at byte {first}\n  \
-         file:        ..{}..\n  regenerated: ..{}..\n  file (all):        {want}\n  regenerated (all): {got}",
-        w.len(),
-        g.len(),
-        window(&w),
-        window(&g),
-    )
-}
-
 #[test]
 fn handshake_vectors_regenerate_byte_for_byte() {
     let path = Path::new(VECTORS);
@@ -524,7 +471,7 @@ fn handshake_vectors_regenerate_byte_for_byte() {
         .collect();
     let regenerated = document(&inputs);
     let mut differences = Vec::new();
-    diff("$", &file, &regenerated, &mut differences);
+    json_diff("$", &file, &regenerated, &mut differences);
     assert!(
         differences.is_empty(),
         "{} differences between {} and what the code produces from its inputs \

@@ -1,0 +1,58 @@
+//! Helpers of the test-vector tests: readable differences between a
+//! committed JSON file and the document regenerated from the code.
+
+use serde_json::Value;
+
+use crate::{hex, unhex};
+
+/// Every difference between the file (`want`) and the regenerated document
+/// (`got`), with a per-byte hex diff for strings of hex.
+pub fn json_diff(path: &str, want: &Value, got: &Value, out: &mut Vec<String>) {
+    match (want, got) {
+        (Value::Object(w), Value::Object(g)) => {
+            for (k, wv) in w {
+                match g.get(k) {
+                    Some(gv) => json_diff(&format!("{path}.{k}"), wv, gv, out),
+                    None => out.push(format!("{path}.{k}: in the file, not regenerated")),
+                }
+            }
+            for k in g.keys().filter(|k| !w.contains_key(*k)) {
+                out.push(format!("{path}.{k}: regenerated, missing from the file"));
+            }
+        }
+        (Value::Array(w), Value::Array(g)) => {
+            if w.len() != g.len() {
+                out.push(format!(
+                    "{path}: {} entries in the file, {} regenerated",
+                    w.len(),
+                    g.len()
+                ));
+            }
+            for (k, (wv, gv)) in w.iter().zip(g).enumerate() {
+                json_diff(&format!("{path}[{k}]"), wv, gv, out);
+            }
+        }
+        (Value::String(w), Value::String(g)) if w != g => out.push(hex_diff(path, w, g)),
+        (w, g) if w != g => out.push(format!("{path}: file {w} != regenerated {g}")),
+        _ => {}
+    }
+}
+
+fn hex_diff(path: &str, want: &str, got: &str) -> String {
+    let is_hex = |s: &str| s.len().is_multiple_of(2) && s.bytes().all(|c| c.is_ascii_hexdigit());
+    if !(is_hex(want) && is_hex(got)) {
+        return format!("{path}: file {want:?} != regenerated {got:?}");
+    }
+    let (w, g) = (unhex(want), unhex(got));
+    let first = w.iter().zip(&g).position(|(a, b)| a != b).unwrap_or(w.len().min(g.len()));
+    let window =
+        |b: &[u8]| hex(&b[first.saturating_sub(4).min(b.len())..(first + 12).min(b.len())]);
+    format!(
+        "{path}: {} bytes in the file, {} regenerated; first difference at byte {first}\n  \
+         file:        ..{}..\n  regenerated: ..{}..\n  file (all):        {want}\n  regenerated (all): {got}",
+        w.len(),
+        g.len(),
+        window(&w),
+        window(&g),
+    )
+}
