@@ -877,3 +877,27 @@ fn two_lost_ringings_cost_the_inviter_a_probe_not_the_invitation() {
     // The probes are empty transport datagrams: 32 bytes.
     assert!(inviter.sent.iter().filter(|(t, n)| t.as_millis() >= 30_000 && *n == 32).count() >= 8);
 }
+
+#[test]
+fn at_the_end_of_time_every_invitation_still_ends_and_closes() {
+    // Regression (fuzz/regressions/invitation_machine): at Instant::MAX a
+    // re-armed retransmission is due again at once; the give-up must still
+    // win.
+    let (mut net, a, b) = pair(55, Faults::clean(10), 2);
+    react(&mut net, b, Reaction::Ignore);
+    invite(&mut net, a, b, &OfferSpec::simple(APP));
+    run_until(&mut net, at(5_000));
+    let mut rng = HashDrbg::from_u64(2);
+    for node in [a, b] {
+        let party = net.node_mut::<Party>(node);
+        let inv = &mut party.slots[0].invitation;
+        for _ in 0..4 {
+            inv.handle_timeout(Instant::MAX, &mut *party.pool, &mut rng);
+            let mut buf = [0u8; peercollab_core::wire::MAX_DATAGRAM];
+            while inv.poll_transmit(Instant::MAX, &*party.pool, &mut buf).is_some() {}
+        }
+        assert!(inv.is_closed(), "{inv:?}");
+        assert!(inv.outcome().is_some());
+        assert_eq!(inv.poll_timeout(), None);
+    }
+}

@@ -382,8 +382,14 @@ enum Timer {
     Linger = 5,
 }
 
+/// Every timer, in the order timers due at the same instant fire: those
+/// that end a state first, so nothing is sent that the state's end makes
+/// pointless (a Ringing at the instant of expiry, a retransmission at the
+/// instant of giving up). This order also guarantees progress where a
+/// deadline cannot lie in the future: at `Instant::MAX` every re-armed
+/// timer is due again at once, and the ending ones must win.
 const TIMERS: [Timer; 6] =
-    [Timer::Retransmit, Timer::GiveUp, Timer::Ack, Timer::Ringing, Timer::Expiry, Timer::Linger];
+    [Timer::Linger, Timer::GiveUp, Timer::Expiry, Timer::Retransmit, Timer::Ack, Timer::Ringing];
 
 /// Messages waiting for `poll_transmit`, as bits; fragments have their own
 /// bitmap.
@@ -801,14 +807,18 @@ impl Invitation {
         let now = self.clock(now);
         self.session.handle_timeout(now, rng);
         self.drain_session(now, pool);
-        // Each round clears one due timer; a transition re-arms timers only
-        // in the future, so this ends. The bound is a second guarantee.
+        // Each round fires the earliest due timer (ties in `TIMERS` order)
+        // and clears it; transitions re-arm timers in the future, so this
+        // ends. The bound is a second guarantee, for the end of time.
         for _ in 0..2 * TIMERS.len() {
             let due = TIMERS
                 .iter()
-                .filter_map(|&t| self.timers[t as usize].filter(|&at| at <= now).map(|at| (at, t)))
-                .min_by_key(|&(at, t)| (at, t as usize));
-            let Some((_, timer)) = due else { break };
+                .enumerate()
+                .filter_map(|(rank, &t)| {
+                    self.timers[t as usize].filter(|&at| at <= now).map(|at| (at, rank, t))
+                })
+                .min_by_key(|&(at, rank, _)| (at, rank));
+            let Some((_, _, timer)) = due else { break };
             self.timers[timer as usize] = None;
             let input = Input::default();
             // Timer rows never refuse; their verdicts need no answer.
@@ -835,7 +845,8 @@ impl Invitation {
                 }
             };
         }
-        // Defensive: no deadline may stay at or before `now`.
+        // At the end of time a retransmission re-arms at `now` itself: drop
+        // it, so no deadline stays at or before `now`.
         for t in &mut self.timers {
             if t.is_some_and(|at| at <= now) {
                 *t = None;
