@@ -16,11 +16,15 @@ use peercollab_core::identity::{Certificate, EndpointId, LocalIdentity};
 use peercollab_core::invite::message::{
     self as im, AppId, Cancel, CancelReason, Final, FinalCode, InviteFragment, InviteId, Message,
 };
+use peercollab_core::invite::{CancelEffect, InvitationEvent, Outcome};
 use peercollab_core::mac::{MacKey, XX_MAC1_KEY_MATERIAL};
 use peercollab_core::noise::{HandshakePattern, HandshakeState, Role, hash};
 use peercollab_core::session::{Failure, SessionEvent};
 use peercollab_core::wire::{self, Frame, FrameType, Initiation, MAC_LEN, tlv};
 use peercollab_fuzz::handshake_responder::{self as hr, Mutation, Op, Policy, Source, start};
+use peercollab_fuzz::invitation_machine::{
+    self as machine, AnswerSpec, Body, Expiry, Side, Verdict,
+};
 use peercollab_fuzz::noise_responder::{self as nr, Mode};
 use peercollab_fuzz::{contact_card_parse, frame_decode, invite_message};
 
@@ -685,10 +689,230 @@ fn invite_message() {
     write(T, "message_text", widest.as_bytes());
 }
 
+/// Writes an `invitation_machine` seed after checking that it decodes to
+/// its config and operations; returns what the run did.
+fn im_seed(name: &str, config: machine::Config, ops: &[machine::Op]) -> machine::Report {
+    let seed = machine::encode(config, ops);
+    assert_eq!(machine::decode(&seed), (config, ops.to_vec()), "seed {name} does not decode back");
+    let report = machine::run_report(&seed);
+    write("invitation_machine", name, &seed);
+    report
+}
+
+/// One side's `poll_transmit`, all of it delivered in order.
+fn im_send(side: Side) -> [machine::Op; 2] {
+    [machine::Op::Transmit { side }, machine::Op::Flush]
+}
+
+/// Both sides send, inviter first, `rounds` times: a handshake and the
+/// Invite, then Ringing (or a Final).
+fn im_rounds(rounds: usize) -> Vec<machine::Op> {
+    (0..rounds).flat_map(|_| [im_send(Side::Inviter), im_send(Side::Invitee)]).flatten().collect()
+}
+
+fn im_respond(answer: AnswerSpec, reason: &str) -> machine::Op {
+    machine::Op::Respond { answer, reason: reason.as_bytes().to_vec(), on_inviter: false }
+}
+
+fn im_cancel(reason: CancelReason, text: &str) -> machine::Op {
+    machine::Op::Cancel { reason, text: text.as_bytes().to_vec(), on_invitee: false }
+}
+
+fn im_deliver(pick: u8, keep: bool, reflect: bool, mutation: machine::Mutation) -> machine::Op {
+    machine::Op::Deliver { pick, keep, reflect, mutation }
+}
+
+/// Seeds for `invitation_machine`: complete invitations ending each way,
+/// the users' commands refused, and a hostile network.
+fn invitation_machine() {
+    use machine::Op as I;
+    let config = |xx: bool, hash_or_expect: bool, body: Body, expiry: Expiry| machine::Config {
+        xx,
+        hash_or_expect,
+        body,
+        expiry,
+        long_max_expiry: false,
+        pool_full: false,
+    };
+    let both = |r: &machine::Report, o: Outcome| {
+        assert_eq!(r.before_settle, [Some(o), Some(o)], "{r:?}");
+    };
+    // Answered: the Final and its Ack, then the linger.
+    let answered = |answer, reason: &str| {
+        let mut ops = vec![im_respond(answer, reason)];
+        ops.extend(im_send(Side::Invitee));
+        ops.extend(im_send(Side::Inviter));
+        ops.push(I::Advance { ms: 33_000 });
+        ops
+    };
+
+    // IK, a short message, accepted after one Ringing; both linger, close.
+    let mut ops = im_rounds(3);
+    ops.extend(answered(AnswerSpec::Accept, "see you there"));
+    let r = im_seed("ik_accepted", machine::Config::default(), &ops);
+    both(&r, Outcome::Accepted);
+    assert!(r.invitee_events.contains(&InvitationEvent::Invited), "{r:?}");
+    assert!(r.inviter_events.contains(&InvitationEvent::Ringing), "{r:?}");
+
+    // XX expecting Bob, two fragments, accepted.
+    let r = im_seed("xx_accepted", config(true, true, Body::Two, Expiry::Default), &ops);
+    both(&r, Outcome::Accepted);
+
+    // XX to anyone, nothing in the body: no buffer on either side.
+    let r = im_seed("xx_empty_accepted", config(true, false, Body::Empty, Expiry::Default), &ops);
+    both(&r, Outcome::Accepted);
+
+    // IK stating the hash, sixteen fragments of which two are lost: the
+    // invitee's Sack brings them again; declined with a reason.
+    let mut ops = im_rounds(1);
+    ops.extend([
+        I::Transmit { side: Side::Inviter },
+        I::Drop { pick: 3 },
+        I::Drop { pick: 9 },
+        I::Flush,
+        I::Advance { ms: 30 },
+    ]);
+    ops.extend(im_rounds(2));
+    ops.extend(answered(AnswerSpec::Decline, "not today"));
+    let r = im_seed(
+        "ik_largest_lossy_declined",
+        config(false, true, Body::Largest, Expiry::Default),
+        &ops,
+    );
+    both(&r, Outcome::Declined);
+
+    // Busy, after the users' refused commands: a reason too long, a wait too
+    // long, each role's command to the other, GaveUp; the inviter's cancel
+    // of an answered invitation has no effect.
+    let mut ops = im_rounds(3);
+    ops.extend([
+        im_respond(AnswerSpec::Accept, &"r".repeat(200)),
+        im_respond(AnswerSpec::BusyTooLong, ""),
+        I::Respond { answer: AnswerSpec::Accept, reason: Vec::new(), on_inviter: true },
+        I::Cancel { reason: CancelReason::ByUser, text: Vec::new(), on_invitee: true },
+        im_cancel(CancelReason::GaveUp, "tired"),
+        im_cancel(CancelReason::ByUser, &"t".repeat(129)),
+    ]);
+    ops.extend(answered(AnswerSpec::Busy(60_000), "in a meeting"));
+    ops.insert(ops.len() - 1, im_cancel(CancelReason::ByUser, "too late"));
+    let r = im_seed("refused_commands_busy", machine::Config::default(), &ops);
+    both(&r, Outcome::Busy { retry_after: peercollab_core::Duration::from_secs(60) });
+    assert_eq!(r.cancels.last(), Some(&Ok(CancelEffect::NoEffect)), "{r:?}");
+
+    // Cancelled while ringing: Cancel, Final(Cancelled), Ack.
+    let mut ops = im_rounds(3);
+    ops.push(im_cancel(CancelReason::ByUser, "sorry, wrong person"));
+    ops.extend(im_rounds(2));
+    let r = im_seed("cancelled_ringing", machine::Config::default(), &ops);
+    both(&r, Outcome::Cancelled(CancelReason::ByUser));
+
+    // A Cancel crossing an Accept: Cancelled on both sides.
+    let mut ops = im_rounds(3);
+    ops.extend([
+        im_respond(AnswerSpec::Accept, ""),
+        im_cancel(CancelReason::AnsweredElsewhere, ""),
+        I::Transmit { side: Side::Invitee },
+        I::Transmit { side: Side::Inviter },
+        I::Flush,
+    ]);
+    ops.extend(im_rounds(2));
+    let r =
+        im_seed("cancel_crosses_accept", config(true, false, Body::Short, Expiry::Default), &ops);
+    both(&r, Outcome::Cancelled(CancelReason::AnsweredElsewhere));
+
+    // Cancelled before the handshake completed: abandoned; the invitee,
+    // built from the initiation, gives up.
+    let ops =
+        [im_send(Side::Inviter).to_vec(), vec![im_cancel(CancelReason::ByUser, "")], im_rounds(1)]
+            .concat();
+    let r = im_seed("abandoned", machine::Config::default(), &ops);
+    assert_eq!(r.cancels, [Ok(CancelEffect::Abandoned)]);
+    assert!(r.invitee_built);
+    assert_eq!(r.outcome(Side::Inviter), Some(Outcome::Cancelled(CancelReason::ByUser)));
+    assert_eq!(r.outcome(Side::Invitee), Some(Outcome::Unreachable));
+
+    // Expired: five seconds, the invitee declares it; and an expiry of zero.
+    let mut ops = im_rounds(3);
+    ops.push(I::Advance { ms: 6_000 });
+    ops.extend(im_rounds(2));
+    let r = im_seed("expired", config(false, false, Body::Short, Expiry::Short), &ops);
+    both(&r, Outcome::Expired);
+    let r = im_seed("expired_at_once", config(true, true, Body::Two, Expiry::Zero), &ops);
+    both(&r, Outcome::Expired);
+
+    // Screened out, and no free buffer (Busy for 10 s).
+    let mut ops = vec![I::Screen { verdict: Verdict::NotRegistered }];
+    ops.extend(im_rounds(4));
+    let r = im_seed("not_registered", machine::Config::default(), &ops);
+    both(&r, Outcome::NotRegistered);
+    ops[0] = I::Screen { verdict: Verdict::Busy(5_000) };
+    let r = im_seed("screened_busy", config(true, false, Body::Two, Expiry::Default), &ops);
+    both(&r, Outcome::Busy { retry_after: peercollab_core::Duration::from_secs(5) });
+    let full = machine::Config { pool_full: true, ..machine::Config::default() };
+    let r = im_seed("pool_full", full, &im_rounds(4));
+    both(&r, Outcome::Busy { retry_after: peercollab_core::invite::POOL_BUSY_RETRY_AFTER });
+
+    // Unreachable: the invitee rings, then nothing arrives; the inviter
+    // gives up and withdraws with Cancel(GaveUp). With the longest expiry
+    // both ways, the invitee rings on for weeks (the silent settling).
+    let mut ops = im_rounds(3);
+    ops.extend([I::Advance { ms: 61_000 }, I::Transmit { side: Side::Inviter }, I::Flush]);
+    let r = im_seed("inviter_gives_up", machine::Config::default(), &ops);
+    assert_eq!(r.before_settle[0], Some(Outcome::Unreachable), "{r:?}");
+    assert_eq!(r.before_settle[1], Some(Outcome::Cancelled(CancelReason::GaveUp)), "{r:?}");
+    let long = machine::Config {
+        long_max_expiry: true,
+        ..config(false, false, Body::Short, Expiry::Longest)
+    };
+    let r = im_seed("longest_expiry_silence", long, &im_rounds(3));
+    assert_eq!(r.outcome(Side::Inviter), Some(Outcome::Unreachable), "{r:?}");
+    assert_eq!(r.outcome(Side::Invitee), Some(Outcome::Unreachable), "{r:?}");
+
+    // A hostile network: junk, corrupted, truncated, reflected and
+    // duplicated datagrams around a genuine exchange; time backwards; the
+    // end of time.
+    use machine::Mutation as M;
+    let tx = |side| I::Transmit { side };
+    let hostile = |ops: &mut Vec<machine::Op>| {
+        ops.extend([
+            im_deliver(0, true, false, M::Flip { at: 40, xor: 0x01 }),
+            im_deliver(0, true, false, M::Truncate { len: 30 }),
+            im_deliver(0, true, true, M::None),
+            I::Inject {
+                to: Side::Invitee,
+                bytes: vec![4, 0, 0, 0, 0xB0, 0xB0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0],
+            },
+            I::Inject { to: Side::Inviter, bytes: vec![0x5a; 64] },
+        ]);
+    };
+    let mut ops = vec![tx(Side::Inviter)];
+    hostile(&mut ops);
+    ops.extend([I::Flush, tx(Side::Invitee)]);
+    hostile(&mut ops);
+    ops.extend([I::Flush, tx(Side::Inviter)]);
+    hostile(&mut ops);
+    ops.extend([
+        im_deliver(0, true, false, M::None),
+        I::Flush,
+        I::Advance { ms: -5_000 },
+        tx(Side::Invitee),
+    ]);
+    hostile(&mut ops);
+    ops.extend([I::Flush, im_respond(AnswerSpec::Accept, "ok"), tx(Side::Invitee)]);
+    hostile(&mut ops);
+    ops.extend([I::Flush, tx(Side::Inviter)]);
+    hostile(&mut ops);
+    ops.extend([I::Flush, I::Hog { take: true }, I::Hog { take: false }, I::Jump { at: u64::MAX }]);
+    let r = im_seed("hostile_network", config(true, true, Body::Short, Expiry::Default), &ops);
+    both(&r, Outcome::Accepted);
+    assert!(r.dropped[0] >= 4 && r.dropped[1] >= 4 && r.unrouted >= 2, "{r:?}");
+}
+
 fn main() {
     noise_responder();
     let transcripts = handshake_responder();
     frame_decode(&transcripts);
     contact_card_parse();
     invite_message();
+    invitation_machine();
 }

@@ -5,5 +5,6 @@
 pub mod contact_card_parse;
 pub mod frame_decode;
 pub mod handshake_responder;
+pub mod invitation_machine;
 pub mod invite_message;
 pub mod noise_responder;
