@@ -68,9 +68,11 @@
 //!   (corrupted, reflected and invented datagrams cannot forge a message);
 //! - a datagram either side drops (`Err(Dropped)`) changes nothing
 //!   observable: state, outcome, `poll_timeout()`, no event;
-//! - `respond` succeeds exactly when the invitee rings and the reason and
-//!   wait fit (then it answers: state Answering); on the inviter it is
-//!   `WrongRole`; a refused `respond` changes nothing;
+//! - `respond` succeeds exactly when the invitee rings, before its expiry,
+//!   and the reason and wait fit (then it answers: state Answering); a
+//!   fitting answer at or after the expiry is refused with `Ended` and the
+//!   invitation expires (Answering); on the inviter it is `WrongRole`; any
+//!   other refused `respond` changes nothing, not even the clock;
 //! - `cancel` with `GaveUp` is refused with `ReservedReason`, on the invitee
 //!   with `WrongRole`, with a text over `MAX_REASON_BYTES` with
 //!   `ReasonTooLong`, and refused it changes nothing; `Abandoned` only while
@@ -1017,13 +1019,11 @@ impl World {
             return;
         };
         self.bob.rng = rng;
-        let config = InviteeConfig {
-            max_expiry: if self.config.long_max_expiry {
-                MAX_EXPIRY_ON_WIRE
-            } else {
-                InviteeConfig::default().max_expiry
-            },
-        };
+        let config = InviteeConfig::with_max_expiry(if self.config.long_max_expiry {
+            MAX_EXPIRY_ON_WIRE
+        } else {
+            InviteeConfig::default().max_expiry
+        });
         let inv = Invitation::invitee(session, config, now).expect("an accepted session invites");
         assert_eq!(inv.party(), Role::Invitee);
         self.bob.inv = Some(inv);
@@ -1043,21 +1043,35 @@ impl World {
         let p = self.peer(side);
         let Some(inv) = p.inv.as_mut() else { return };
         let before = observe(inv);
-        let result = inv.respond(now, answer.answer(), &reason);
-        p.latest = p.latest.max(now);
-        let after = observe(inv);
-        self.report.responds.push(result);
         let too_long = reason.len() > MAX_REASON_BYTES;
         let wait_too_long = answer == AnswerSpec::BusyTooLong;
+        let fits = !on_inviter && !too_long && !wait_too_long;
+        // An answer at or after the expiry is too late: the invitation
+        // expires instead.
+        let too_late = fits
+            && before.state == State::Invitee(InviteeState::Ringing)
+            && now.max(p.latest) >= inv.expires_at();
+        let result = inv.respond(now, answer.answer(), &reason);
+        // A refused command does not move the invitation's clock.
+        if result.is_ok() || too_late {
+            p.latest = p.latest.max(now);
+        }
+        let after = observe(inv);
+        self.report.responds.push(result);
         match result {
             Ok(()) => {
                 assert!(!on_inviter, "an inviter answered");
                 assert!(!too_long && !wait_too_long, "respond took what does not fit");
+                assert!(!too_late, "an answer after the expiry was taken");
                 assert_eq!(before.state, State::Invitee(InviteeState::Ringing), "answered early");
                 assert_eq!(after.state, State::Invitee(InviteeState::Answering));
                 if answer == AnswerSpec::Accept {
                     self.user_accepted = true;
                 }
+            }
+            Err(e) if too_late => {
+                assert_eq!(e, InviteError::Ended, "a late answer");
+                assert_eq!(after.state, State::Invitee(InviteeState::Answering), "expired");
             }
             Err(e) => {
                 assert_eq!(after, before, "a refused respond ({e:?}) changed the invitation");
@@ -1087,7 +1101,10 @@ impl World {
         let Some(inv) = p.inv.as_mut() else { return };
         let before = observe(inv);
         let result = inv.cancel(now, reason, &text, &mut *p.pool);
-        p.latest = p.latest.max(now);
+        // A refused command does not move the invitation's clock.
+        if result.is_ok() {
+            p.latest = p.latest.max(now);
+        }
         let after = observe(inv);
         self.report.cancels.push(result);
         let too_long = text.len() > MAX_REASON_BYTES;
@@ -1119,6 +1136,7 @@ impl World {
                         assert_eq!(after, before, "a cancel with no effect changed something");
                         assert_eq!(self.poll_events(side), 0, "a cancel with no effect");
                     }
+                    other => panic!("a cancel effect this target does not know: {other:?}"),
                 }
             }
             Err(e) => {

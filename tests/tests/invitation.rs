@@ -781,17 +781,20 @@ fn fragment<'a>(
 #[test]
 fn an_invitation_whose_message_is_not_text_is_refused_as_invalid() {
     let id = InviteId([3; 16]);
-    let (mut net, a, b) = crafted_inviter(
-        50,
-        &[fragment(id, 2, 0, 0, &[0xff, 0xfe]), Message::Ack { id, code: FinalCode::Invalid }],
-    );
+    let (mut net, a, b) = crafted_inviter(50, &[fragment(id, 2, 0, 0, &[0xff, 0xfe])]);
+    net.run(1_000, at(MINUTE), |n| !n.node::<SessionPeer>(a).inbox.is_empty()).unwrap();
+    let inbox = &net.node::<SessionPeer>(a).inbox;
+    let Ok(Message::Final(f)) = Message::parse(&inbox[0]) else { panic!("{inbox:?}") };
+    assert_eq!((f.id, f.code), (id, FinalCode::Invalid));
+    // The crafted inviter acknowledges it.
+    let ack = Message::Ack { id, code: FinalCode::Invalid };
+    let mut buf = vec![0u8; ack.buffer_len()];
+    ack.emit(&mut buf).unwrap();
+    net.node_mut::<SessionPeer>(a).outbox.push(buf);
     settle(&mut net);
     let invitee = slot(&net, b, 0);
     assert_eq!(invitee.count(InvitationEvent::Invited), 0);
     assert_eq!(invitee.outcome(), Some(Outcome::Failed(FailureCause::InvalidInvitation)));
-    let inbox = &net.node::<SessionPeer>(a).inbox;
-    let Ok(Message::Final(f)) = Message::parse(&inbox[0]) else { panic!("{inbox:?}") };
-    assert_eq!((f.id, f.code), (id, FinalCode::Invalid));
 }
 
 #[test]
@@ -872,10 +875,27 @@ fn two_lost_ringings_cost_the_inviter_a_probe_not_the_invitation() {
     net.cut.clear();
     settle(&mut net);
     assert_both(&net, a, b, Outcome::Accepted);
-    let inviter = slot(&net, a, 0);
-    assert!(inviter.invitation.stats().retransmissions >= 8, "{:?}", inviter.invitation.stats());
-    // The probes are empty transport datagrams: 32 bytes.
-    assert!(inviter.sent.iter().filter(|(t, n)| t.as_millis() >= 30_000 && *n == 32).count() >= 8);
+    // Probes are empty transport datagrams (32 bytes), sent after 30 s of
+    // silence, then 1, 2, 4 s apart (capped at RETRANSMIT_MAX); the answer
+    // to the ninth, after the cut, ends the silence.
+    let last_heard = net
+        .trace
+        .iter()
+        .filter_map(|e| match e {
+            TraceEntry::Delivered { at, from, .. } if *from == b && at.as_millis() < 20_000 => {
+                Some(*at)
+            }
+            _ => None,
+        })
+        .max()
+        .unwrap();
+    let probes: Vec<u64> = slot(&net, a, 0)
+        .sent
+        .iter()
+        .filter(|(_, n)| *n == 32)
+        .map(|(t, _)| t.saturating_duration_since(last_heard).as_millis())
+        .collect();
+    assert_eq!(probes, [30_000, 31_000, 33_000, 37_000, 41_000, 45_000, 49_000, 53_000, 57_000]);
 }
 
 #[test]
@@ -900,4 +920,44 @@ fn at_the_end_of_time_every_invitation_still_ends_and_closes() {
         assert!(inv.outcome().is_some());
         assert_eq!(inv.poll_timeout(), None);
     }
+}
+
+#[test]
+fn an_invitation_that_arrives_already_expired_is_never_presented() {
+    let (mut net, a, b) = pair(56, Faults::clean(10), 2);
+    let offer = OfferSpec { expires_in: Duration::ZERO, ..OfferSpec::simple(APP) };
+    invite(&mut net, a, b, &offer);
+    settle(&mut net);
+    assert_both(&net, a, b, Outcome::Expired);
+    assert_eq!(slot(&net, b, 0).count(InvitationEvent::Invited), 0);
+}
+
+#[test]
+fn an_answer_given_after_the_expiry_is_too_late_even_before_the_timer_ran() {
+    let (mut net, a, b) = pair(57, Faults::clean(10), 2);
+    react(&mut net, b, Reaction::Ignore);
+    let offer = OfferSpec { expires_in: secs(10), ..OfferSpec::simple(APP) };
+    invite(&mut net, a, b, &offer);
+    run_until(&mut net, at(1_000));
+    let party = net.node_mut::<Party>(b);
+    let inv = &mut party.slots[0].invitation;
+    let late = inv.expires_at() + Duration::from_millis(1);
+    assert_eq!(inv.respond(late, Answer::Accept, ""), Err(InviteError::Ended));
+    drain_events(&mut net, b);
+    settle(&mut net);
+    assert_both(&net, a, b, Outcome::Expired);
+}
+
+#[test]
+fn a_refused_command_does_not_move_the_clock() {
+    let (mut net, a, b) = pair(58, Faults::clean(10), 2);
+    invite(&mut net, a, b, &OfferSpec::simple(APP));
+    let party = net.node_mut::<Party>(a);
+    let inv = &mut party.slots[0].invitation;
+    let before = inv.poll_timeout();
+    assert_eq!(inv.respond(Instant::MAX, Answer::Accept, ""), Err(InviteError::WrongRole));
+    let mut rng = HashDrbg::from_u64(3);
+    inv.handle_timeout(at(1), &mut *party.pool, &mut rng);
+    assert_eq!(inv.poll_timeout(), before, "still on time, not at the end of it");
+    assert_eq!(inv.outcome(), None);
 }

@@ -260,7 +260,7 @@ fn build(s: &Scenario) -> Network {
 
     let invitee = net.node_mut::<Party>(b);
     if let Some(ms) = s.invitee_max_expiry_ms {
-        invitee.config = InviteeConfig { max_expiry: Duration::from_millis(ms) };
+        invitee.config = InviteeConfig::with_max_expiry(Duration::from_millis(ms));
     }
     match s.behaviour {
         Behaviour::Answer { answer, after_ms } => {

@@ -850,9 +850,9 @@ impl<'i> Driver<'i> {
                 let session = incoming
                     .accept(&self.b, self.i.invitee.index, now, &mut self.rngs[1])
                     .expect("invitee accepts");
-                let config = InviteeConfig {
-                    max_expiry: Duration::from_millis(self.i.invitee_max_expiry_ms),
-                };
+                let config = InviteeConfig::with_max_expiry(Duration::from_millis(
+                    self.i.invitee_max_expiry_ms,
+                ));
                 self.invitee =
                     Some(Invitation::invitee(session, config, now).expect("invitee invitation"));
                 Ok(())

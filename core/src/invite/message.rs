@@ -363,7 +363,7 @@ impl fmt::Display for MessageError {
 impl core::error::Error for MessageError {}
 
 /// One fragment of an invitation.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, PartialEq, Eq)]
 pub struct InviteFragment<'a> {
     /// The invitation.
     pub id: InviteId,
@@ -379,6 +379,22 @@ pub struct InviteFragment<'a> {
     pub index: u8,
     /// Bytes [`chunk_range`]`(body_len, index)` of the body.
     pub chunk: &'a [u8],
+}
+
+impl core::fmt::Debug for InviteFragment<'_> {
+    /// The chunk's length only: its bytes are the users' message and
+    /// application data.
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("InviteFragment")
+            .field("id", &self.id)
+            .field("app_id", &self.app_id)
+            .field("remaining_ms", &self.remaining_ms)
+            .field("message_len", &self.message_len)
+            .field("data_len", &self.data_len)
+            .field("index", &self.index)
+            .field("chunk_len", &self.chunk.len())
+            .finish()
+    }
 }
 
 impl InviteFragment<'_> {
@@ -521,8 +537,8 @@ fn check_text(text: &str) -> Result<u8, MessageError> {
 }
 
 /// Reads the type and invite id of a message without looking further, and
-/// checks its overall length: what a receiver needs to answer a message that
-/// fails [`Message::parse`] (a Final `Invalid` to a broken Invite).
+/// checks its overall length: enough to route or log a message cheaply,
+/// including one that fails [`Message::parse`] (which a receiver drops).
 pub fn peek(bytes: &[u8]) -> Result<(MessageType, InviteId), MessageError> {
     let mut r = Reader(bytes);
     let ty = r.u8()?;

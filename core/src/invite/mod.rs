@@ -90,13 +90,13 @@ pub const RINGING_INTERVAL: Duration = Duration::from_secs(25);
 pub const DELIVERY_TIMEOUT: Duration = Duration::from_secs(32);
 /// An inviter whose invitee is ringing and has been silent this long — one
 /// Ringing late, with five seconds of slack — probes it (an empty transport
-/// datagram, which a ringing invitee answers with Ringing), again from
-/// [`RETRANSMIT_INITIAL`] doubling to [`RETRANSMIT_MAX`]. Lost Ringings then
-/// cost a round trip, not the invitation.
+/// datagram, which a ringing invitee answers with Ringing), then again 1, 2
+/// and 4 s later and every [`RETRANSMIT_MAX`] after. Lost Ringings then cost
+/// a round trip, not the invitation.
 pub const LIVENESS_PROBE_AFTER: Duration = Duration::from_secs(30);
 /// An inviter whose invitee is ringing gives up after this long without
 /// hearing from it: two Ringing intervals and ten seconds of slack, in which
-/// it probes about ten times ([`LIVENESS_PROBE_AFTER`]).
+/// it probes nine times ([`LIVENESS_PROBE_AFTER`]).
 pub const LIVENESS_TIMEOUT: Duration = Duration::from_secs(60);
 /// The inviter waits this long past its own expiry for the invitee's
 /// Final(Expired) before it gives up (Unreachable). The invitee's clock
@@ -126,7 +126,7 @@ pub const LINGER: Duration = Duration::from_secs(32);
 pub const POOL_BUSY_RETRY_AFTER: Duration = Duration::from_secs(10);
 
 /// What the inviter offers.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, PartialEq, Eq)]
 pub struct Offer<'a> {
     /// Names the invitation (see [`InviteId::random`]); the invitee dedupes
     /// by it.
@@ -143,16 +143,38 @@ pub struct Offer<'a> {
     pub expires_in: Duration,
 }
 
+impl core::fmt::Debug for Offer<'_> {
+    /// Lengths only: the message and data are the users'.
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Offer")
+            .field("id", &self.id)
+            .field("app_id", &self.app_id)
+            .field("message_len", &self.message.len())
+            .field("data_len", &self.data.len())
+            .field("expires_in", &self.expires_in)
+            .finish()
+    }
+}
+
 /// The invitee's settings.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct InviteeConfig {
     /// Longer expiries are clamped to this.
     pub max_expiry: Duration,
 }
 
+impl InviteeConfig {
+    /// The defaults, with `max_expiry`.
+    #[must_use]
+    pub const fn with_max_expiry(max_expiry: Duration) -> Self {
+        InviteeConfig { max_expiry }
+    }
+}
+
 impl Default for InviteeConfig {
     fn default() -> Self {
-        InviteeConfig { max_expiry: DEFAULT_MAX_EXPIRY }
+        InviteeConfig::with_max_expiry(DEFAULT_MAX_EXPIRY)
     }
 }
 
@@ -256,6 +278,7 @@ pub enum InvitationEvent {
 
 /// What a [`cancel`](Invitation::cancel) did (Windows' three cases).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum CancelEffect {
     /// The Invite was never sent: abandoned silently, the invitee never
     /// sees it.
@@ -263,7 +286,8 @@ pub enum CancelEffect {
     /// The invitee is told; it can no longer answer. The outcome is
     /// Cancelled.
     Withdrawing,
-    /// The invitation had already ended (it was answered): nothing changes.
+    /// The outcome was already decided (answered, cancelled or given up):
+    /// nothing changes.
     NoEffect,
 }
 
@@ -287,6 +311,9 @@ pub enum InviteError {
     WrongRole,
     /// The session has already failed or been closed.
     SessionClosed,
+    /// The session's handshake is already past its first message: an
+    /// invitation needs a freshly initiated session.
+    SessionStarted,
     /// Invitee: nothing is presented yet.
     NotPresented,
     /// Invitee: already answered.
@@ -308,6 +335,7 @@ impl core::fmt::Display for InviteError {
             InviteError::PoolFull => f.write_str("no body buffer free"),
             InviteError::WrongRole => f.write_str("wrong role for this call"),
             InviteError::SessionClosed => f.write_str("the session is closed"),
+            InviteError::SessionStarted => f.write_str("the session's handshake has progressed"),
             InviteError::NotPresented => f.write_str("no invitation presented yet"),
             InviteError::AlreadyAnswered => f.write_str("already answered"),
             InviteError::Ended => f.write_str("the invitation has ended"),
@@ -357,11 +385,13 @@ pub enum State {
 
 /// Diagnostic counters.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct InvitationStats {
     /// Invitation messages sealed and sent.
     pub messages_sent: u32,
-    /// Of those, retransmissions (fragments sent again, Finals and Cancels
-    /// repeated on a timer).
+    /// Of those, sent again: fragments, Finals, Cancels and Ringings after
+    /// their first transmission (on a timer or in answer to a duplicate),
+    /// and liveness probes.
     pub retransmissions: u32,
     /// Invitation messages received and opened.
     pub messages_received: u32,
@@ -543,6 +573,11 @@ impl Invitation {
         }
         if session.is_closed() {
             return Err(InviteError::SessionClosed);
+        }
+        // The Invite goes out when the handshake completes: the session must
+        // not have heard its response yet.
+        if session.remote_index().is_some() {
+            return Err(InviteError::SessionStarted);
         }
         message::validate_message(offer.message.as_bytes()).map_err(InviteError::BadMessage)?;
         if offer.data.len() > MAX_APP_DATA {
@@ -733,7 +768,10 @@ impl Invitation {
                 }
                 None => self.message_len == 0,
             };
-            let (event, input) = if valid {
+            let (event, input) = if valid && now >= self.expires_at {
+                // Complete, but too late to present: it expires instead.
+                (InviteeEvent::ExpiryTimer, Input::default())
+            } else if valid {
                 (InviteeEvent::Reassembled, Input::default())
             } else {
                 let refusal = Input {
@@ -876,7 +914,9 @@ impl Invitation {
         }
     }
 
-    /// An authentic datagram arrived: the peer is alive.
+    /// An authentic datagram arrived: the peer is alive. This holds even for
+    /// a datagram the invitation then drops (unexpected now, another invite
+    /// id): the session authenticated it, so it proves the peer is there.
     fn heard(&mut self, now: Instant) {
         self.last_heard = now;
         if matches!(self.state, State::Inviter(InviterState::Delivering | InviterState::Ringing)) {
@@ -888,14 +928,16 @@ impl Invitation {
 
     /// Invitee: answers the presented invitation. The Final is retransmitted
     /// until the inviter acknowledges it; the outcome follows then (or
-    /// Cancelled, if the inviter's Cancel crossed it).
+    /// Cancelled, if the inviter's Cancel crossed it). An answer at or after
+    /// the expiry is too late: the invitation expires instead (Final
+    /// Expired) and the answer is refused with [`InviteError::Ended`]. Any
+    /// other refusal changes nothing, not even the clock.
     pub fn respond(
         &mut self,
         now: Instant,
         answer: Answer,
         reason: &str,
     ) -> Result<(), InviteError> {
-        let now = self.clock(now);
         let State::Invitee(state) = self.state else {
             return Err(InviteError::WrongRole);
         };
@@ -912,16 +954,25 @@ impl Invitation {
         if row.verdict == Verdict::Misuse {
             return Err(match state {
                 InviteeState::AwaitingInvite | InviteeState::Receiving => InviteError::NotPresented,
+                InviteeState::Answering if !self.presented => InviteError::NotPresented,
                 InviteeState::Answering => InviteError::AlreadyAnswered,
                 InviteeState::Ringing | InviteeState::Lingering | InviteeState::Closed => {
                     InviteError::Ended
                 }
             });
         }
-        self.own_text = text;
-        let input = Input { final_: Some((code, retry, reason)), ..Input::default() };
         // Answering needs no buffer: a pool of none will do.
         let mut no_pool = DataPool::<0>::new();
+        let now = self.clock(now);
+        if now >= self.expires_at {
+            // Too late: the invitation expired before this answer, whether
+            // or not `handle_timeout` has run since.
+            let _ =
+                self.invitee_step(now, InviteeEvent::ExpiryTimer, &Input::default(), &mut no_pool);
+            return Err(InviteError::Ended);
+        }
+        self.own_text = text;
+        let input = Input { final_: Some((code, retry, reason)), ..Input::default() };
         let _ = self.invitee_step(now, InviteeEvent::Respond, &input, &mut no_pool);
         Ok(())
     }
@@ -938,7 +989,6 @@ impl Invitation {
         text: &str,
         pool: &mut (impl BufferPool + ?Sized),
     ) -> Result<CancelEffect, InviteError> {
-        let now = self.clock(now);
         let State::Inviter(state) = self.state else {
             return Err(InviteError::WrongRole);
         };
@@ -946,6 +996,7 @@ impl Invitation {
             return Err(InviteError::ReservedReason);
         }
         let text_copy = copy_text(text)?;
+        let now = self.clock(now);
         let row = table::inviter(state, InviterEvent::Cancel);
         if row.verdict != Verdict::Go {
             return Ok(CancelEffect::NoEffect);
@@ -1020,7 +1071,14 @@ impl Invitation {
                 let news = input.sack & !self.held;
                 if news != 0 {
                     self.held |= input.sack;
-                    self.pending_fragments = self.all_fragments() & !self.held;
+                    // Lost: a fragment missing below one the invitee holds
+                    // (fragments go out in order). Those above may still be
+                    // on their way; the probe covers them.
+                    let below_highest = (1u16 << (15 - self.held.leading_zeros())) - 1;
+                    let lost = self.all_fragments() & !self.held & below_highest;
+                    self.pending_fragments |= lost;
+                    self.stats.retransmissions =
+                        self.stats.retransmissions.saturating_add(lost.count_ones());
                     self.retransmit_delay = RETRANSMIT_INITIAL;
                     self.arm(Timer::Retransmit, now + RETRANSMIT_INITIAL);
                 }
@@ -1055,7 +1113,10 @@ impl Invitation {
                 }
                 self.outputs |= out::ACK;
             }
-            InviterAction::SendCancel => self.outputs |= out::CANCEL,
+            InviterAction::SendCancel => {
+                self.outputs |= out::CANCEL;
+                self.stats.retransmissions = self.stats.retransmissions.saturating_add(1);
+            }
             InviterAction::AnswerLateFinal => {
                 let acked = match input.final_ {
                     Some((code, _, _)) => {
@@ -1203,20 +1264,17 @@ impl Invitation {
             }
             InviteeAction::RefreshStall => self.arm(Timer::GiveUp, now + REASSEMBLY_TIMEOUT),
             InviteeAction::SendSack => self.outputs |= out::SACK,
-            InviteeAction::SendRinging => self.outputs |= out::RINGING,
+            InviteeAction::SendRinging => {
+                self.outputs |= out::RINGING;
+                self.stats.retransmissions = self.stats.retransmissions.saturating_add(1);
+            }
             InviteeAction::ArmRinging => self.arm(Timer::Ringing, now + RINGING_INTERVAL),
             InviteeAction::SendFinal => {
                 self.outputs |= out::FINAL;
                 self.stats.retransmissions = self.stats.retransmissions.saturating_add(1);
             }
             InviteeAction::BackOff => self.back_off(now),
-            InviteeAction::TakeRefusal => {
-                if let Some((code, retry, _)) = input.final_ {
-                    self.final_code = code;
-                    self.retry_after = retry;
-                }
-            }
-            InviteeAction::TakeAnswer => {
+            InviteeAction::TakeCode => {
                 if let Some((code, retry, _)) = input.final_ {
                     self.final_code = code;
                     self.retry_after = retry;
@@ -1281,7 +1339,10 @@ impl Invitation {
             InviteeState::Lingering => {
                 self.release_unpresented_body(pool);
                 self.timers = [None; TIMERS.len()];
-                self.outputs &= out::FINAL;
+                // Only a cancel confirmation queued on the way in is still
+                // owed; a retransmission of an acknowledged Final is not.
+                self.outputs &=
+                    if self.final_code == FinalCode::Cancelled { out::FINAL } else { 0 };
                 self.arm(Timer::Linger, now + LINGER);
             }
             InviteeState::Closed => self.free(pool),
@@ -1724,5 +1785,57 @@ mod tests {
         assert_eq!(inv.poll_event(), Some(InvitationEvent::Ended(Outcome::Unreachable)));
         assert_eq!(inv.poll_event(), None);
         assert!(inv.is_closed());
+    }
+
+    #[test]
+    fn an_invitation_needs_a_session_that_has_not_heard_its_response() {
+        let (mut a, mut b) = sessions();
+        let mut rng = HashDrbg::from_u64(8);
+        let (mut buf, mut out) = ([0u8; MAX_DATAGRAM], [0u8; MAX_DATAGRAM]);
+        let n = b.poll_transmit(Instant::ZERO, &mut buf).unwrap();
+        let _ = a.handle_datagram(Instant::ZERO, &buf[..n], &mut out, &mut rng).unwrap();
+        let mut pool = DataPool::<1>::new();
+        let r = Invitation::invite(a, &offer("hi", &[]), Instant::ZERO, &mut pool);
+        assert_eq!(r.err(), Some(InviteError::SessionStarted));
+        assert_eq!(pool.free(), 1);
+    }
+
+    #[test]
+    fn a_sack_resends_only_fragments_missing_below_the_highest_one_held() {
+        let (a, b) = sessions();
+        let now = Instant::ZERO;
+        let mut rng = HashDrbg::from_u64(9);
+        let mut pools = std::boxed::Box::new((DataPool::<1>::new(), DataPool::<1>::new()));
+        let data = [7u8; 5 * FRAGMENT_CHUNK];
+        let mut inviter = Invitation::invite(a, &offer("", &data), now, &mut pools.0).unwrap();
+        let mut invitee = Invitation::invitee(b, InviteeConfig::default(), now).unwrap();
+        let mut screen = |_: &Certificate, _| Admission::Present;
+        let mut buf = [0u8; MAX_DATAGRAM];
+        // The response reaches the inviter, which sends its five fragments.
+        let n = invitee.poll_transmit(now, &pools.1, &mut buf).unwrap();
+        inviter.handle_datagram(now, &buf[..n], &mut pools.0, &mut screen, &mut rng).unwrap();
+        let mut fragments = std::vec::Vec::new();
+        while let Some(n) = inviter.poll_transmit(now, &pools.0, &mut buf) {
+            fragments.push(buf[..n].to_vec());
+        }
+        assert_eq!(fragments.len(), 5);
+        // Fragments 0, 1 and 3 arrive; 2 is lost, 4 is still on its way.
+        for i in [0, 1, 3] {
+            invitee
+                .handle_datagram(now, &fragments[i], &mut pools.1, &mut screen, &mut rng)
+                .unwrap();
+        }
+        let later = now + ACK_DELAY;
+        invitee.handle_timeout(later, &mut pools.1, &mut rng);
+        let n = invitee.poll_transmit(later, &pools.1, &mut buf).unwrap();
+        inviter.handle_datagram(later, &buf[..n], &mut pools.0, &mut screen, &mut rng).unwrap();
+        // Only fragment 2 goes again.
+        let mut resent = 0;
+        while let Some(n) = inviter.poll_transmit(later, &pools.0, &mut buf) {
+            resent += 1;
+            invitee.handle_datagram(later, &buf[..n], &mut pools.1, &mut screen, &mut rng).unwrap();
+        }
+        assert_eq!(resent, 1);
+        assert_eq!(invitee.held, 0b01111);
     }
 }

@@ -286,10 +286,9 @@ named_enum! {
         SendFinal,
         /// Double the retransmission delay (up to its maximum) and re-arm.
         BackOff,
-        /// The Final answers the refusal.
-        TakeRefusal,
-        /// The Final answers with the user's answer.
-        TakeAnswer,
+        /// The Final's code comes with the event: the screening refusal, or
+        /// the user's answer.
+        TakeCode,
         /// The Final says Expired.
         DeclareExpired,
         /// Outcome: our Final, now acknowledged.
@@ -416,6 +415,9 @@ transitions! {
     Closed, LingerTimer => Ignore [];
 }
 
+// Once the body is settled (Ringing, Answering, Lingering) every fragment is
+// classified `FragmentDuplicate`, so the `Fragment` and `Refused` rows of
+// those states cannot fire; they are `Ignore` because the table is complete.
 transitions! {
     /// The invitee's table: one row per (state, event) pair.
     table INVITEE;
@@ -427,7 +429,7 @@ transitions! {
     AwaitingInvite, Probe => Ignore [];
     AwaitingInvite, FragmentDuplicate => Unexpected [];
     AwaitingInvite, Reassembled => Unexpected [];
-    AwaitingInvite, Refused => Go(Answering) [Adopt, TakeRefusal];
+    AwaitingInvite, Refused => Go(Answering) [Adopt, TakeCode];
     AwaitingInvite, Ack => Unexpected [];
     AwaitingInvite, Cancel => Go(Lingering) [Adopt, EndCancelled, ConfirmCancel];
     AwaitingInvite, Respond => Misuse [];
@@ -443,7 +445,7 @@ transitions! {
     Receiving, Probe => Stay [ScheduleAck];
     Receiving, FragmentDuplicate => Stay [ScheduleAck];
     Receiving, Reassembled => Go(Ringing) [];
-    Receiving, Refused => Go(Answering) [TakeRefusal];
+    Receiving, Refused => Go(Answering) [TakeCode];
     Receiving, Ack => Unexpected [];
     Receiving, Cancel => Go(Lingering) [EndCancelled, ConfirmCancel];
     Receiving, Respond => Misuse [];
@@ -462,7 +464,7 @@ transitions! {
     Ringing, Refused => Ignore [];
     Ringing, Ack => Unexpected [];
     Ringing, Cancel => Go(Lingering) [EndCancelled, ConfirmCancel];
-    Ringing, Respond => Go(Answering) [TakeAnswer];
+    Ringing, Respond => Go(Answering) [TakeCode];
     Ringing, AckTimer => Stay [SendRinging];
     Ringing, RingingTimer => Stay [SendRinging, ArmRinging];
     Ringing, ExpiryTimer => Go(Answering) [DeclareExpired];
