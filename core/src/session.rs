@@ -417,6 +417,11 @@ impl State {
 
 /// One secure session. See the [module documentation](self) for the
 /// contract.
+///
+/// `Clone` copies the live keys: a clone is a snapshot (to try an input,
+/// in tests and fuzzing). Two copies that both send would reuse nonces; an
+/// [`Invitation`](crate::invite::Invitation), which owns its session, is
+/// not `Clone` for that reason.
 #[derive(Clone)]
 pub struct Session {
     role: Role,

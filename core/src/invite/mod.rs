@@ -450,7 +450,9 @@ struct Input<'a> {
 }
 
 /// One invitation, either role. See the [module documentation](self).
-#[derive(Clone)]
+///
+/// Not `Clone`: it holds live transport keys, and two copies sending would
+/// reuse nonces.
 pub struct Invitation {
     session: Session,
     state: State,
