@@ -68,6 +68,8 @@ use std::collections::VecDeque;
 use std::sync::OnceLock;
 
 use arbitrary::Unstructured;
+
+use crate::framing::{read_bytes, read_u8, read_u16};
 use peercollab_core::identity::{Certificate, EndpointId, IdentityKey, LocalIdentity};
 use peercollab_core::mac::MacKey;
 use peercollab_core::session::{
@@ -265,19 +267,6 @@ const OP_COUNT: u8 = 9;
 
 // ---------------------------------------------------------------------------
 // Input framing.
-
-fn read_u8(u: &mut Unstructured<'_>) -> u8 {
-    u.arbitrary().unwrap_or(0)
-}
-
-fn read_u16(u: &mut Unstructured<'_>) -> u16 {
-    u.arbitrary().unwrap_or(0)
-}
-
-fn read_bytes(u: &mut Unstructured<'_>, n: usize) -> Vec<u8> {
-    let n = n.min(u.len());
-    u.bytes(n).map(<[u8]>::to_vec).unwrap_or_default()
-}
 
 fn read_mutation(u: &mut Unstructured<'_>) -> Mutation {
     match read_u8(u) % 5 {

@@ -89,6 +89,8 @@ use std::collections::VecDeque;
 use std::sync::OnceLock;
 
 use arbitrary::Unstructured;
+
+use crate::framing::{read_bytes, read_u8, read_u16, read_u32};
 use peercollab_core::identity::{Certificate, EndpointId, LocalIdentity};
 use peercollab_core::invite::table::{InviteeState, InviterState};
 use peercollab_core::invite::{
@@ -397,23 +399,6 @@ const OP_COUNT: u8 = 11;
 
 // ---------------------------------------------------------------------------
 // Input framing.
-
-fn read_u8(u: &mut Unstructured<'_>) -> u8 {
-    u.arbitrary().unwrap_or(0)
-}
-
-fn read_u16(u: &mut Unstructured<'_>) -> u16 {
-    u.arbitrary().unwrap_or(0)
-}
-
-fn read_u32(u: &mut Unstructured<'_>) -> u32 {
-    u.arbitrary().unwrap_or(0)
-}
-
-fn read_bytes(u: &mut Unstructured<'_>, n: usize) -> Vec<u8> {
-    let n = n.min(u.len());
-    u.bytes(n).map(<[u8]>::to_vec).unwrap_or_default()
-}
 
 fn read_text(u: &mut Unstructured<'_>) -> Vec<u8> {
     let n = usize::from(read_u8(u));

@@ -4,6 +4,7 @@
 
 pub mod contact_card_parse;
 pub mod frame_decode;
+pub mod framing;
 pub mod handshake_responder;
 pub mod invitation_machine;
 pub mod invite_message;
