@@ -1,9 +1,50 @@
 //! Helpers of the test-vector tests: readable differences between a
 //! committed JSON file and the document regenerated from the code.
 
+use peercollab_core::session::StatementForm;
+use peercollab_core::wire::Mode;
 use serde_json::Value;
 
 use crate::{hex, unhex};
+
+/// A handshake mode as the vector files name it.
+#[must_use]
+pub fn mode_name(m: Mode) -> &'static str {
+    match m {
+        Mode::Ik => "IK",
+        Mode::Xx => "XX",
+    }
+}
+
+/// The mode a vector file names; panics (naming `vector`) on anything else.
+#[must_use]
+pub fn mode_from_json(vector: &str, v: &Value) -> Mode {
+    match v.as_str() {
+        Some("IK") => Mode::Ik,
+        Some("XX") => Mode::Xx,
+        other => panic!("{vector}: unknown mode {other:?}"),
+    }
+}
+
+/// How an IK initiator states its identity, as the vector files name it.
+#[must_use]
+pub fn statement_name(s: StatementForm) -> &'static str {
+    match s {
+        StatementForm::Certificate => "certificate",
+        StatementForm::Hash => "certificate_hash",
+    }
+}
+
+/// The statement form a vector file names (absent: the full certificate);
+/// panics (naming `vector`) on anything else.
+#[must_use]
+pub fn statement_from_json(vector: &str, v: Option<&Value>) -> StatementForm {
+    match v.and_then(Value::as_str) {
+        None | Some("certificate") => StatementForm::Certificate,
+        Some("certificate_hash") => StatementForm::Hash,
+        Some(other) => panic!("{vector}: unknown statement form {other:?}"),
+    }
+}
 
 /// Every difference between the file (`want`) and the regenerated document
 /// (`got`), with a per-byte hex diff for strings of hex.

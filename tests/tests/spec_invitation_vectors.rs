@@ -35,7 +35,9 @@ use peercollab_core::noise::{KeyPair, hash};
 use peercollab_core::session::{Incoming, PinnedPeer, Received, Session, StatementForm};
 use peercollab_core::wire::{self, Frame, MAX_DATAGRAM, Mode};
 use peercollab_core::{Duration, Entropy, HashDrbg, Instant};
-use peercollab_tests::vectors::json_diff;
+use peercollab_tests::vectors::{
+    json_diff, mode_from_json, mode_name, statement_from_json, statement_name,
+};
 use peercollab_tests::{hex, unhex};
 use serde_json::{Value, json};
 
@@ -543,7 +545,7 @@ fn answer_from_json(v: &Value) -> AnswerInputs {
 
 fn invitation_inputs_json(i: &InvitationInputs) -> Value {
     let mut v = json!({
-        "mode": match i.mode { Mode::Ik => "IK", Mode::Xx => "XX" },
+        "mode": mode_name(i.mode),
         "start_ms": i.start_ms,
         "latency_ms": i.latency_ms,
         "inviter": side_json(&i.inviter),
@@ -559,25 +561,14 @@ fn invitation_inputs_json(i: &InvitationInputs) -> Value {
         "answer": answer_json(&i.answer),
     });
     if i.mode == Mode::Ik {
-        v["inviter_statement"] = json!(match i.statement {
-            StatementForm::Certificate => "certificate",
-            StatementForm::Hash => "certificate_hash",
-        });
+        v["inviter_statement"] = json!(statement_name(i.statement));
     }
     v
 }
 
 fn invitation_inputs_from_json(name: &str, v: &Value) -> InvitationInputs {
-    let mode = match v["mode"].as_str() {
-        Some("IK") => Mode::Ik,
-        Some("XX") => Mode::Xx,
-        other => panic!("{name}: unknown mode {other:?}"),
-    };
-    let statement = match v.get("inviter_statement").and_then(Value::as_str) {
-        None | Some("certificate") => StatementForm::Certificate,
-        Some("certificate_hash") => StatementForm::Hash,
-        Some(other) => panic!("{name}: unknown statement form {other:?}"),
-    };
+    let mode = mode_from_json(name, &v["mode"]);
+    let statement = statement_from_json(name, v.get("inviter_statement"));
     let o = &v["offer"];
     InvitationInputs {
         name: name.into(),

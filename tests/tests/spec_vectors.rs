@@ -13,7 +13,9 @@
 //! file is (re)written from the inputs below first; the check then runs as
 //! usual.
 
-use peercollab_tests::vectors::json_diff;
+use peercollab_tests::vectors::{
+    json_diff, mode_from_json, mode_name, statement_from_json, statement_name,
+};
 use peercollab_tests::{hex, unhex};
 use std::path::Path;
 
@@ -126,13 +128,6 @@ fn side_from_json(v: &Value) -> Side {
     }
 }
 
-fn mode_name(m: Mode) -> &'static str {
-    match m {
-        Mode::Ik => "IK",
-        Mode::Xx => "XX",
-    }
-}
-
 fn protocol_name(m: Mode) -> &'static str {
     match m {
         Mode::Ik => "Noise_IK_25519_ChaChaPoly_SHA256",
@@ -148,25 +143,14 @@ fn inputs_json(i: &Inputs) -> Value {
         "responder": side_json(&i.responder),
     });
     if i.mode == Mode::Ik {
-        v["initiator_statement"] = json!(match i.statement {
-            StatementForm::Certificate => "certificate",
-            StatementForm::Hash => "certificate_hash",
-        });
+        v["initiator_statement"] = json!(statement_name(i.statement));
     }
     v
 }
 
 fn inputs_from_json(name: &str, v: &Value) -> Inputs {
-    let mode = match v["mode"].as_str() {
-        Some("IK") => Mode::Ik,
-        Some("XX") => Mode::Xx,
-        other => panic!("{name}: unknown mode {other:?}"),
-    };
-    let statement = match v.get("initiator_statement").and_then(Value::as_str) {
-        None | Some("certificate") => StatementForm::Certificate,
-        Some("certificate_hash") => StatementForm::Hash,
-        Some(other) => panic!("{name}: unknown statement form {other:?}"),
-    };
+    let mode = mode_from_json(name, &v["mode"]);
+    let statement = statement_from_json(name, v.get("initiator_statement"));
     Inputs {
         name: name.into(),
         mode,
