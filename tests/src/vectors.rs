@@ -7,6 +7,38 @@ use serde_json::Value;
 
 use crate::{hex, unhex};
 
+/// Set to `1` to rewrite the vector files from the code's inputs.
+pub const REGENERATE_ENV: &str = "PEERCOLLAB_REGENERATE_VECTORS";
+
+/// The vector file at `path`, parsed; first (re)written from `generate` if
+/// it is absent or [`REGENERATE_ENV`] is `1`. The file is written aside and
+/// renamed, so a test reading it in parallel sees the old or the new file,
+/// never half of one.
+pub fn read_or_regenerate(path: &std::path::Path, generate: impl FnOnce() -> Value) -> Value {
+    if std::env::var(REGENERATE_ENV).is_ok_and(|v| v == "1") || !path.exists() {
+        let text = serde_json::to_string_pretty(&generate()).expect("json") + "\n";
+        let tmp = path.with_extension("json.tmp");
+        std::fs::write(&tmp, text).expect("write the vector file");
+        std::fs::rename(&tmp, path).expect("rename the vector file");
+        eprintln!("wrote {}", path.display());
+    }
+    let text = std::fs::read_to_string(path).expect("read the vector file");
+    serde_json::from_str(&text).expect("the vector file is JSON")
+}
+
+/// Fails, listing them, if there are `differences` between the file at
+/// `path` and what the code produces.
+pub fn assert_no_differences(path: &std::path::Path, differences: &[String]) {
+    assert!(
+        differences.is_empty(),
+        "{} differences between {} and what the code produces from its inputs \
+         (set {REGENERATE_ENV}=1 to rewrite the file, if the change is intended):\n{}",
+        differences.len(),
+        path.display(),
+        differences.join("\n")
+    );
+}
+
 /// A handshake mode as the vector files name it.
 #[must_use]
 pub fn mode_name(m: Mode) -> &'static str {

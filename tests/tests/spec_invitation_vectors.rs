@@ -36,14 +36,14 @@ use peercollab_core::session::{Incoming, PinnedPeer, Received, Session, Statemen
 use peercollab_core::wire::{self, Frame, MAX_DATAGRAM, Mode};
 use peercollab_core::{Duration, Entropy, HashDrbg, Instant};
 use peercollab_tests::vectors::{
-    json_diff, mode_from_json, mode_name, statement_from_json, statement_name,
+    assert_no_differences, json_diff, mode_from_json, mode_name, read_or_regenerate,
+    statement_from_json, statement_name,
 };
 use peercollab_tests::{hex, unhex};
 use serde_json::{Value, json};
 
 const VECTORS: &str =
     concat!(env!("CARGO_MANIFEST_DIR"), "/../spec/vectors/peercollab-invitation-v1.json");
-const REGENERATE_ENV: &str = "PEERCOLLAB_REGENERATE_VECTORS";
 
 // ---------------------------------------------------------------- helpers
 
@@ -1159,18 +1159,7 @@ fn document(messages: &[MessageInputs], invitations: &[InvitationInputs]) -> Val
 #[test]
 fn invitation_vectors_regenerate_byte_for_byte() {
     let path = Path::new(VECTORS);
-    if std::env::var(REGENERATE_ENV).is_ok_and(|v| v == "1") || !path.exists() {
-        let doc = document(&default_messages(), &default_invitations());
-        let text = serde_json::to_string_pretty(&doc).expect("json") + "\n";
-        // Written aside and renamed, so a test reading the file in parallel
-        // sees the old or the new file, never half of one.
-        let tmp = path.with_extension("json.tmp");
-        std::fs::write(&tmp, text).expect("write the vector file");
-        std::fs::rename(&tmp, path).expect("rename the vector file");
-        eprintln!("wrote {}", path.display());
-    }
-    let text = std::fs::read_to_string(path).expect("read the vector file");
-    let file: Value = serde_json::from_str(&text).expect("the vector file is JSON");
+    let file = read_or_regenerate(path, || document(&default_messages(), &default_invitations()));
     let messages = messages_from_json(&file);
     let invitations = invitations_from_json(&file);
     assert_eq!(messages.len(), 8, "one message vector per type and variant");
@@ -1195,14 +1184,7 @@ fn invitation_vectors_regenerate_byte_for_byte() {
             Err(e) => differences.push(format!("$.messages[{k}] ({}): parse(hex): {e}", m.name)),
         }
     }
-    assert!(
-        differences.is_empty(),
-        "{} differences between {} and what the code produces from its inputs \
-         (set {REGENERATE_ENV}=1 to rewrite the file, if the change is intended):\n{}",
-        differences.len(),
-        path.display(),
-        differences.join("\n")
-    );
+    assert_no_differences(path, &differences);
 }
 
 #[test]

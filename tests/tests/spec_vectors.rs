@@ -14,7 +14,8 @@
 //! usual.
 
 use peercollab_tests::vectors::{
-    json_diff, mode_from_json, mode_name, statement_from_json, statement_name,
+    assert_no_differences, json_diff, mode_from_json, mode_name, read_or_regenerate,
+    statement_from_json, statement_name,
 };
 use peercollab_tests::{hex, unhex};
 use std::path::Path;
@@ -33,7 +34,6 @@ use serde_json::{Value, json};
 
 const VECTORS: &str =
     concat!(env!("CARGO_MANIFEST_DIR"), "/../spec/vectors/peercollab-handshake-v1.json");
-const REGENERATE_ENV: &str = "PEERCOLLAB_REGENERATE_VECTORS";
 
 // ---------------------------------------------------------------- hex
 
@@ -436,17 +436,7 @@ fn document(inputs: &[Inputs]) -> Value {
 #[test]
 fn handshake_vectors_regenerate_byte_for_byte() {
     let path = Path::new(VECTORS);
-    if std::env::var(REGENERATE_ENV).is_ok_and(|v| v == "1") || !path.exists() {
-        let text = serde_json::to_string_pretty(&document(&default_inputs())).expect("json") + "\n";
-        // Written aside and renamed, so a test reading the file in parallel
-        // sees the old or the new file, never half of one.
-        let tmp = path.with_extension("json.tmp");
-        std::fs::write(&tmp, text).expect("write the vector file");
-        std::fs::rename(&tmp, path).expect("rename the vector file");
-        eprintln!("wrote {}", path.display());
-    }
-    let text = std::fs::read_to_string(path).expect("read the vector file");
-    let file: Value = serde_json::from_str(&text).expect("the vector file is JSON");
+    let file = read_or_regenerate(path, || document(&default_inputs()));
     let vectors = file["vectors"].as_array().expect("vectors");
     assert_eq!(vectors.len(), 2, "one IK and one XX vector");
     let inputs: Vec<Inputs> = vectors
@@ -456,14 +446,7 @@ fn handshake_vectors_regenerate_byte_for_byte() {
     let regenerated = document(&inputs);
     let mut differences = Vec::new();
     json_diff("$", &file, &regenerated, &mut differences);
-    assert!(
-        differences.is_empty(),
-        "{} differences between {} and what the code produces from its inputs \
-         (set {REGENERATE_ENV}=1 to rewrite the file, if the change is intended):\n{}",
-        differences.len(),
-        path.display(),
-        differences.join("\n")
-    );
+    assert_no_differences(path, &differences);
 }
 
 #[test]
