@@ -31,6 +31,7 @@
 #[cfg(any(test, feature = "std"))]
 extern crate std;
 
+pub mod agent;
 pub mod card;
 pub mod entropy;
 pub mod identity;

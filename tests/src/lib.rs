@@ -14,6 +14,7 @@
 
 use std::collections::BTreeMap;
 
+pub mod agents;
 pub mod bench;
 pub mod party;
 pub mod vectors;

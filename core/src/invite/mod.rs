@@ -156,6 +156,46 @@ impl core::fmt::Debug for Offer<'_> {
     }
 }
 
+/// An invitation body taken out of its invitation
+/// ([`Invitation::take_body`]): the message and application data, in a
+/// pool buffer the holder must release.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Body {
+    buffer: Option<BufferId>,
+    message_len: u16,
+    data_len: u16,
+}
+
+impl Body {
+    /// The message, from `pool` (the pool the invitation used).
+    #[must_use]
+    pub fn message<'p>(&self, pool: &'p (impl BufferPool + ?Sized)) -> Option<&'p str> {
+        let bytes = self.bytes(pool)?.get(..usize::from(self.message_len))?;
+        core::str::from_utf8(bytes).ok()
+    }
+
+    /// The application data, from `pool`.
+    #[must_use]
+    pub fn data<'p>(&self, pool: &'p (impl BufferPool + ?Sized)) -> Option<&'p [u8]> {
+        let end = usize::from(self.message_len) + usize::from(self.data_len);
+        self.bytes(pool)?.get(usize::from(self.message_len)..end)
+    }
+
+    fn bytes<'p>(&self, pool: &'p (impl BufferPool + ?Sized)) -> Option<&'p [u8]> {
+        match self.buffer {
+            Some(b) => pool.get(b).map(|b| &b[..]),
+            None => Some(&[]),
+        }
+    }
+
+    /// Gives the buffer back to `pool`.
+    pub fn release(self, pool: &mut (impl BufferPool + ?Sized)) {
+        if let Some(b) = self.buffer {
+            pool.release(b);
+        }
+    }
+}
+
 /// The invitee's settings.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
@@ -194,17 +234,22 @@ pub enum Admission {
         /// The wait the inviter is asked for.
         retry_after: Duration,
     },
+    /// An invitation with this id was already presented: ids name one
+    /// invitation each, so it is refused as invalid and never surfaces
+    /// twice.
+    Duplicate,
 }
 
 /// Decides whether an arriving invitation is presented. The agent screens
-/// by its application registrations and trust policy; a closure does too.
+/// by its application registrations, trust policy and the ids it has seen;
+/// a closure of the peer and application does too.
 pub trait Screen {
-    /// The verdict for an invitation to `app` from `peer`.
-    fn screen(&mut self, peer: &Certificate, app: AppId) -> Admission;
+    /// The verdict for invitation `id` to `app` from `peer`.
+    fn screen(&mut self, peer: &Certificate, app: AppId, id: InviteId) -> Admission;
 }
 
 impl<F: FnMut(&Certificate, AppId) -> Admission> Screen for F {
-    fn screen(&mut self, peer: &Certificate, app: AppId) -> Admission {
+    fn screen(&mut self, peer: &Certificate, app: AppId, _id: InviteId) -> Admission {
         self(peer, app)
     }
 }
@@ -231,8 +276,13 @@ pub enum FailureCause {
     /// The peer proved an identity other than the one called.
     IdentityMismatch,
     /// The invitation broke the protocol (inconsistent fragments, a message
-    /// that is not valid text); the invitee refused it as invalid.
+    /// that is not valid text, an id already used); the invitee refused it
+    /// as invalid.
     InvalidInvitation,
+    /// The peer presented a certificate its identity revoked (or one older
+    /// than the one pinned): the invitation was withdrawn before anything
+    /// was revealed.
+    RevokedCertificate,
 }
 
 /// How an invitation ended. Each side has exactly one.
@@ -480,6 +530,8 @@ pub struct Invitation {
     outcome: Option<Outcome>,
     /// Invitee: the invitation was presented (its body is the user's now).
     presented: bool,
+    /// Invitee: the body was handed over by [`Invitation::take_body`].
+    body_taken: bool,
     session_failure: Option<Failure>,
     last_heard: Instant,
     retransmit_delay: Duration,
@@ -549,6 +601,7 @@ impl Invitation {
             peer_text: String::new(),
             outcome: None,
             presented: false,
+            body_taken: false,
             session_failure: None,
             last_heard: now,
             retransmit_delay: RETRANSMIT_INITIAL,
@@ -799,13 +852,14 @@ impl Invitation {
             State::Invitee(InviteeState::AwaitingInvite) => {
                 let peer = self.session.peer().ok_or(Dropped::Unexpected)?;
                 let body_len = usize::from(f.message_len) + usize::from(f.data_len);
-                let refusal = match screen.screen(peer, f.app_id) {
+                let refusal = match screen.screen(peer, f.app_id, f.id) {
                     Admission::Present if body_len > 0 && pool.free() == 0 => {
                         Some((FinalCode::Busy, POOL_BUSY_RETRY_AFTER))
                     }
                     Admission::Present => None,
                     Admission::NotRegistered => Some((FinalCode::NotRegistered, Duration::ZERO)),
                     Admission::NotAccepted => Some((FinalCode::NotAccepted, Duration::ZERO)),
+                    Admission::Duplicate => Some((FinalCode::Invalid, Duration::ZERO)),
                     Admission::Busy { retry_after } => {
                         Some((FinalCode::Busy, retry_after.min(MAX_EXPIRY_ON_WIRE)))
                     }
@@ -1579,7 +1633,7 @@ impl Invitation {
             State::Inviter(_) => true,
             State::Invitee(_) => self.presented,
         };
-        if !presented {
+        if !presented || self.body_taken {
             return None;
         }
         match self.buffer {
@@ -1587,6 +1641,27 @@ impl Invitation {
             None if self.body_len() == 0 && !self.is_closed() => Some(&[]),
             None => None,
         }
+    }
+
+    /// Invitee: takes the body of a presented invitation that has ended,
+    /// so it outlives the invitation (an agent keeps an accepted
+    /// invitation's launch information until the application releases it).
+    /// The caller owns the buffer from now on and must
+    /// [`release`](BufferPool::release) it; the invitation's
+    /// [`message`](Self::message) and [`data`](Self::data) are `None`
+    /// afterwards. `None` if this is not an ended, presented invitee, or
+    /// the body was taken already.
+    pub fn take_body(&mut self) -> Option<Body> {
+        let presented_invitee = matches!(self.state, State::Invitee(_)) && self.presented;
+        if !presented_invitee || self.outcome.is_none() || self.body_taken {
+            return None;
+        }
+        self.body_taken = true;
+        Some(Body {
+            buffer: self.buffer.take(),
+            message_len: self.message_len,
+            data_len: self.data_len,
+        })
     }
 
     /// When the invitation expires (the inviter's clock or the invitee's).

@@ -1,0 +1,339 @@
+//! Agents on the virtual [`Network`]: the multi-agent test driver.
+//!
+//! An [`AgentNode`] wraps one [`Agent`] as a network node. Nodes reach each
+//! other by socket address through a shared [`AddressBook`]; moving a node
+//! to a new address (roaming, a NAT rebinding) is one call. The user at
+//! each agent is a script: how it answers presented invitations
+//! ([`AgentNode::reaction`]) and arbitrary commands at set times
+//! ([`AgentNode::at`]). Everything the agent reports is recorded with its
+//! virtual time, so tests assert on what happened, in order.
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::rc::Rc;
+
+use peercollab_core::agent::{
+    Agent, AgentConfig, AgentError, ContactId, Dropped, Event, IncomingId, Trust,
+};
+use peercollab_core::card::ContactCard;
+use peercollab_core::identity::{Certificate, EndpointId, LocalIdentity};
+use peercollab_core::invite::{AppId, Outcome};
+use peercollab_core::wire::MAX_DATAGRAM;
+use peercollab_core::{Duration, Entropy, HashDrbg, Instant};
+
+use crate::party::Reaction;
+use crate::{Network, Node, NodeId};
+
+/// The agent the driver runs: 16 contacts, 16 applications, 16 invitation
+/// slots, 4 body buffers, 64 remembered ids.
+pub type TestAgent = Agent<16, 16, 16, 4, 64>;
+
+/// Where each node is, shared by all nodes of a network.
+#[derive(Clone, Default)]
+pub struct AddressBook(Rc<RefCell<Book>>);
+
+#[derive(Default)]
+struct Book {
+    by_node: BTreeMap<NodeId, SocketAddr>,
+    by_address: BTreeMap<SocketAddr, NodeId>,
+}
+
+impl AddressBook {
+    /// The default address of node `id`: `10.0.x.y:7000`.
+    #[must_use]
+    pub fn default_address(id: NodeId) -> SocketAddr {
+        let id = u16::try_from(id).expect("at most 65,536 nodes");
+        let [hi, lo] = id.to_be_bytes();
+        SocketAddr::new(IpAddr::V4(Ipv4Addr::new(10, 0, hi, lo)), 7000)
+    }
+
+    /// Places `node` at `address` (its old address no longer reaches it).
+    pub fn set(&self, node: NodeId, address: SocketAddr) {
+        let mut b = self.0.borrow_mut();
+        if let Some(old) = b.by_node.insert(node, address) {
+            b.by_address.remove(&old);
+        }
+        b.by_address.insert(address, node);
+    }
+
+    /// Where `node` is.
+    #[must_use]
+    pub fn address(&self, node: NodeId) -> SocketAddr {
+        self.0.borrow().by_node.get(&node).copied().unwrap_or_else(|| Self::default_address(node))
+    }
+
+    /// Who is at `address`.
+    #[must_use]
+    pub fn node(&self, address: SocketAddr) -> Option<NodeId> {
+        self.0.borrow().by_address.get(&address).copied()
+    }
+}
+
+type Script = Box<dyn FnOnce(&mut AgentNode, Instant)>;
+
+/// An owned copy of a presented invitation or its launch information.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Seen {
+    /// The incoming invitation.
+    pub incoming: IncomingId,
+    /// The inviter's certificate.
+    pub inviter: Certificate,
+    /// Its contact, if it is one.
+    pub contact: Option<ContactId>,
+    /// Where it came from.
+    pub address: SocketAddr,
+    /// The application.
+    pub app_id: AppId,
+    /// The message.
+    pub message: String,
+    /// The data.
+    pub data: Vec<u8>,
+}
+
+/// One agent as a network node, with a scripted user.
+pub struct AgentNode {
+    /// The agent.
+    pub agent: Box<TestAgent>,
+    /// This node's id in the network.
+    pub id: NodeId,
+    /// The shared address book.
+    pub book: AddressBook,
+    /// Every event, with the time it was polled.
+    pub events: Vec<(Instant, Event)>,
+    /// Every dropped datagram, with its time.
+    pub dropped: Vec<(Instant, Dropped)>,
+    /// Every datagram sent: time, destination, length.
+    pub sent: Vec<(Instant, SocketAddr, usize)>,
+    /// Datagrams addressed to nobody in the book.
+    pub unroutable: usize,
+    /// What the user does when an invitation is presented.
+    pub reaction: Reaction,
+    /// Invitations as presented, at [`Event::Invited`].
+    pub presented: Vec<Seen>,
+    /// Results of the user's answers.
+    pub answers: Vec<(IncomingId, Result<(), AgentError>)>,
+    scripts: BTreeMap<(Instant, u64), Script>,
+    script_seq: u64,
+}
+
+impl AgentNode {
+    /// An agent with an identity from `seed`, at node `id` (placed in
+    /// `book` at its default address), accepting at once.
+    #[must_use]
+    pub fn new(seed: u64, id: NodeId, book: &AddressBook, config: AgentConfig) -> Self {
+        let mut rng = HashDrbg::from_u64(seed);
+        let local = LocalIdentity::generate(&mut rng, EndpointId(0));
+        Self::with_identity(local, seed, id, book, config)
+    }
+
+    /// An agent for `local`, its entropy seeded from `seed`.
+    #[must_use]
+    pub fn with_identity(
+        local: LocalIdentity,
+        seed: u64,
+        id: NodeId,
+        book: &AddressBook,
+        config: AgentConfig,
+    ) -> Self {
+        let mut rng = HashDrbg::from_u64(seed ^ 0x6167_656e_7400);
+        let mut agent_seed = [0u8; 32];
+        rng.fill_bytes(&mut agent_seed);
+        if book.node(AddressBook::default_address(id)).is_none() {
+            book.set(id, AddressBook::default_address(id));
+        }
+        AgentNode {
+            agent: Box::new(TestAgent::new(local, config, agent_seed)),
+            id,
+            book: book.clone(),
+            events: Vec::new(),
+            dropped: Vec::new(),
+            sent: Vec::new(),
+            unroutable: 0,
+            reaction: Reaction::Answer {
+                after: Duration::ZERO,
+                answer: peercollab_core::invite::Answer::Accept,
+                reason: String::new(),
+            },
+            presented: Vec::new(),
+            answers: Vec::new(),
+            scripts: BTreeMap::new(),
+            script_seq: 0,
+        }
+    }
+
+    /// This node's current address.
+    #[must_use]
+    pub fn address(&self) -> SocketAddr {
+        self.book.address(self.id)
+    }
+
+    /// This agent's card, naming its current address.
+    #[must_use]
+    pub fn card(&self) -> ContactCard {
+        let name = format!("node {}", self.id);
+        self.agent.my_card(&name, &[self.address()]).expect("card")
+    }
+
+    /// Runs `script` at virtual time `at` (or at once if `at` has passed,
+    /// at the next step).
+    pub fn at(&mut self, at: Instant, script: impl FnOnce(&mut AgentNode, Instant) + 'static) {
+        self.script_seq += 1;
+        self.scripts.insert((at, self.script_seq), Box::new(script));
+    }
+
+    /// The outcome reported for `handle`'s invitation, if any.
+    #[must_use]
+    pub fn responded(&self, handle: peercollab_core::agent::Handle) -> Vec<Outcome> {
+        self.events
+            .iter()
+            .filter_map(|(_, e)| match e {
+                Event::Responded { handle: h, outcome } if *h == handle => Some(*outcome),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Outcomes of incoming invitations, in order.
+    #[must_use]
+    pub fn incoming_outcomes(&self) -> Vec<(IncomingId, Outcome)> {
+        self.events
+            .iter()
+            .filter_map(|(_, e)| match e {
+                Event::IncomingEnded { incoming, outcome } => Some((*incoming, *outcome)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Events matching `f`.
+    pub fn count(&self, f: impl Fn(&Event) -> bool) -> usize {
+        self.events.iter().filter(|(_, e)| f(e)).count()
+    }
+
+    fn drain_events(&mut self, now: Instant) {
+        while let Some(e) = self.agent.poll_event() {
+            self.events.push((now, e));
+            if let Event::Invited(incoming) = e {
+                if let Ok(v) = self.agent.incoming(incoming) {
+                    self.presented.push(Seen {
+                        incoming,
+                        inviter: *v.inviter,
+                        contact: v.contact,
+                        address: v.address,
+                        app_id: v.app_id,
+                        message: v.message.to_owned(),
+                        data: v.data.to_vec(),
+                    });
+                }
+                match self.reaction.clone() {
+                    Reaction::Answer { after, answer, reason } if after == Duration::ZERO => {
+                        let r = self.agent.respond(now, incoming, answer, &reason);
+                        self.answers.push((incoming, r));
+                    }
+                    Reaction::Answer { after, answer, reason } => {
+                        self.at(now + after, move |n, now| {
+                            let r = n.agent.respond(now, incoming, answer, &reason);
+                            n.answers.push((incoming, r));
+                        });
+                    }
+                    Reaction::Ignore => {}
+                }
+            }
+        }
+    }
+
+    fn run_scripts(&mut self, now: Instant) {
+        while let Some(entry) = self.scripts.first_entry() {
+            if entry.key().0 > now {
+                break;
+            }
+            let script = entry.remove();
+            script(self, now);
+            self.drain_events(now);
+        }
+    }
+}
+
+impl Node for AgentNode {
+    fn handle_datagram(&mut self, now: Instant, from: NodeId, bytes: &[u8]) {
+        let from = self.book.address(from);
+        if let Err(d) = self.agent.handle_datagram(now, from, bytes) {
+            self.dropped.push((now, d));
+        }
+        self.drain_events(now);
+    }
+
+    fn handle_timeout(&mut self, now: Instant) {
+        if self.agent.poll_timeout().is_some_and(|t| t <= now) {
+            self.agent.handle_timeout(now);
+            let next = self.agent.poll_timeout();
+            assert!(
+                next.is_none_or(|t| t > now),
+                "after handle_timeout({now:?}) poll_timeout is {next:?}"
+            );
+        }
+        self.drain_events(now);
+        self.run_scripts(now);
+    }
+
+    fn poll_transmit(
+        &mut self,
+        now: Instant,
+        buf: &mut [u8; MAX_DATAGRAM],
+    ) -> Option<(NodeId, usize)> {
+        while let Some(t) = self.agent.poll_transmit(now, buf) {
+            self.sent.push((now, t.destination, t.len));
+            match self.book.node(t.destination) {
+                Some(to) => return Some((to, t.len)),
+                None => self.unroutable += 1,
+            }
+        }
+        None
+    }
+
+    fn poll_timeout(&self) -> Option<Instant> {
+        let scripts = self.scripts.keys().next().map(|k| k.0);
+        [self.agent.poll_timeout(), scripts].into_iter().flatten().min()
+    }
+}
+
+/// Adds `n` agent nodes to `net`, seeded `seed`, `seed + 1`, …, all with
+/// `config`; returns their ids.
+pub fn add_agents(
+    net: &mut Network,
+    book: &AddressBook,
+    n: usize,
+    seed: u64,
+    config: AgentConfig,
+) -> Vec<NodeId> {
+    (0..n)
+        .map(|i| {
+            let id = net.nodes.len();
+            net.add(Box::new(AgentNode::new(seed + i as u64, id, book, config)))
+        })
+        .collect()
+}
+
+/// Makes `b` a contact of `a` with `trust`; returns its id at `a`.
+pub fn befriend(net: &mut Network, a: NodeId, b: NodeId, trust: Trust) -> ContactId {
+    let card = net.node::<AgentNode>(b).card();
+    net.node_mut::<AgentNode>(a).agent.add_contact(&card, trust).expect("add contact")
+}
+
+/// Registers `app` at node `at`, with the global policy.
+pub fn register(net: &mut Network, at: NodeId, app: AppId) {
+    net.node_mut::<AgentNode>(at)
+        .agent
+        .register_application(app, "test app", None)
+        .expect("register");
+}
+
+/// The application most tests invite to.
+pub const APP: AppId = AppId(*b"peercollab-test!");
+
+/// Runs `net` until nothing is left to do (at most `secs` of virtual time).
+pub fn settle(net: &mut Network, secs: u64) {
+    let deadline = net.now + Duration::from_secs(secs);
+    net.run(1_000_000, deadline, |_| false).expect("no livelock");
+}
