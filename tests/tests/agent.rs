@@ -3,15 +3,21 @@
 //! roaming. (Windows' behaviours: `agent_windows.rs`; the policy table:
 //! `agent_policy.rs`; properties: `agent_props.rs`.)
 
-use peercollab_core::Instant;
 use peercollab_core::agent::{
-    AgentConfig, InvitationRequest, InviteOptions, Status, Target, Trust,
+    AgentConfig, AgentError, Dropped, Event, InvitationRequest, InviteOptions, Status, Target,
+    Trust,
 };
-use peercollab_core::invite::Outcome;
+use peercollab_core::card::ContactCard;
+use peercollab_core::identity::{EndpointId, IdentitySecret, LocalIdentity};
+use peercollab_core::invite::{Answer, CancelReason, InviteError, Outcome};
+use peercollab_core::noise::KeyPair;
+use peercollab_core::wire::MAX_DATAGRAM;
+use peercollab_core::{Duration, HashDrbg, Instant};
 use peercollab_tests::agents::{
     APP, AddressBook, AgentNode, add_agents, befriend, register, settle,
 };
-use peercollab_tests::{Faults, Network};
+use peercollab_tests::party::Reaction;
+use peercollab_tests::{Faults, Network, NodeId};
 
 fn request() -> InvitationRequest<'static> {
     InvitationRequest { app_id: APP, message: "join me", data: b"port=4000" }
@@ -53,4 +59,432 @@ fn contact_invitation_is_accepted_end_to_end() {
     assert_eq!(launch.app_id, APP);
     assert_eq!(*launch.inviter.identity(), na.agent.identity().identity());
     assert!(launch.contact.is_some());
+}
+
+// ----- helpers ---------------------------------------------------------------
+
+/// `count` endpoints of one identity, each an agent node with its own static
+/// key and endpoint id; returns their ids and the card naming them all.
+fn one_identity_at(
+    net: &mut Network,
+    book: &AddressBook,
+    count: u32,
+    seed: u64,
+) -> (Vec<NodeId>, ContactCard) {
+    let mut rng = HashDrbg::from_u64(seed);
+    let secret = IdentitySecret::generate(&mut rng);
+    let mut ids = Vec::new();
+    let mut certs = Vec::new();
+    for e in 0..count {
+        let local =
+            LocalIdentity::new(secret.clone(), KeyPair::generate(&mut rng), EndpointId(e), 1);
+        certs.push(*local.certificate());
+        let id = net.nodes.len();
+        ids.push(net.add(Box::new(AgentNode::with_identity(
+            local,
+            seed + u64::from(e) + 1,
+            id,
+            book,
+            AgentConfig::default(),
+        ))));
+    }
+    let addresses: Vec<_> = ids.iter().map(|&i| book.address(i)).collect();
+    let card = ContactCard::issue(&secret, "several", &certs, &addresses).expect("card");
+    (ids, card)
+}
+
+fn target_of(net: &Network, node: NodeId) -> Target {
+    let n = net.node::<AgentNode>(node);
+    Target { endpoint: n.agent.identity().certificate().endpoint(), address: n.address() }
+}
+
+fn invited(net: &Network, node: NodeId) -> usize {
+    net.node::<AgentNode>(node).count(|e| matches!(e, Event::Invited(_)))
+}
+
+// ----- several endpoints -----------------------------------------------------
+
+#[test]
+fn several_endpoints_first_accept_wins_and_the_others_end_answered_elsewhere() {
+    let book = AddressBook::default();
+    let mut net = Network::new(2, Faults::clean(20));
+    let a = add_agents(&mut net, &book, 1, 10, AgentConfig::default())[0];
+    let (endpoints, card) = one_identity_at(&mut net, &book, 3, 500);
+    for &e in &endpoints {
+        register(&mut net, e, APP);
+    }
+    // Endpoints 0 and 1 accept at the same instant, so both Accepts are in
+    // flight together; endpoint 2 never answers. Exactly one Accept wins.
+    for (e, reason) in [(endpoints[0], "zero"), (endpoints[1], "one")] {
+        net.node_mut::<AgentNode>(e).reaction = Reaction::Answer {
+            after: Duration::from_secs(1),
+            answer: Answer::Accept,
+            reason: reason.into(),
+        };
+    }
+    net.node_mut::<AgentNode>(endpoints[2]).reaction = Reaction::Ignore;
+    let contact = net.node_mut::<AgentNode>(a).agent.add_contact(&card, Trust::Trusted).unwrap();
+    let targets: Vec<Target> = endpoints.iter().map(|&e| target_of(&net, e)).collect();
+    let handle = net
+        .node_mut::<AgentNode>(a)
+        .agent
+        .invite_contact(Instant::ZERO, contact, &targets, &request(), InviteOptions::default())
+        .unwrap()
+        .unwrap();
+    settle(&mut net, 400);
+    let na = net.node::<AgentNode>(a);
+    assert_eq!(na.responded(handle), vec![Outcome::Accepted]);
+    let Status::Answered(r) = na.agent.response(handle).unwrap() else { panic!() };
+    let winner = r.answered_by.expect("an endpoint answered").endpoint();
+    assert_eq!(r.reason, if winner == EndpointId(0) { "zero" } else { "one" });
+    for &e in &endpoints {
+        assert_eq!(invited(&net, e), 1, "every endpoint rang");
+    }
+    for &e in &endpoints[..2] {
+        let answers: Vec<_> = net.node::<AgentNode>(e).answers.iter().map(|x| x.1).collect();
+        assert_eq!(answers, vec![Ok(())], "both Accepts were sent");
+    }
+    for (i, &e) in endpoints.iter().enumerate() {
+        let ended = net.node::<AgentNode>(e).incoming_outcomes();
+        let outcomes: Vec<Outcome> = ended.iter().map(|x| x.1).collect();
+        if EndpointId(i as u32) == winner {
+            assert_eq!(outcomes, vec![Outcome::Accepted], "the winner");
+            assert!(net.node::<AgentNode>(e).agent.launch_info(ended[0].0).is_ok());
+        } else {
+            // The loser's Accept crossed the Cancel and was not
+            // acknowledged: it ends Cancelled and launches nothing.
+            assert_eq!(
+                outcomes,
+                vec![Outcome::Cancelled(CancelReason::AnsweredElsewhere)],
+                "endpoint {i}"
+            );
+            assert!(net.node::<AgentNode>(e).agent.launch_info(ended[0].0).is_err());
+        }
+    }
+}
+
+#[test]
+fn several_endpoints_that_all_refuse_combine_to_declined_before_busy() {
+    let book = AddressBook::default();
+    let mut net = Network::new(3, Faults::clean(20));
+    let a = add_agents(&mut net, &book, 1, 10, AgentConfig::default())[0];
+    let (endpoints, card) = one_identity_at(&mut net, &book, 2, 600);
+    for &e in &endpoints {
+        register(&mut net, e, APP);
+    }
+    net.node_mut::<AgentNode>(endpoints[0]).reaction = Reaction::Answer {
+        after: Duration::from_secs(1),
+        answer: Answer::Busy { retry_after: Duration::from_secs(60) },
+        reason: String::new(),
+    };
+    net.node_mut::<AgentNode>(endpoints[1]).reaction = Reaction::Answer {
+        after: Duration::from_secs(3),
+        answer: Answer::Decline,
+        reason: "no".into(),
+    };
+    let contact = net.node_mut::<AgentNode>(a).agent.add_contact(&card, Trust::Known).unwrap();
+    let targets: Vec<Target> = endpoints.iter().map(|&e| target_of(&net, e)).collect();
+    let handle = net
+        .node_mut::<AgentNode>(a)
+        .agent
+        .invite_contact(Instant::ZERO, contact, &targets, &request(), InviteOptions::default())
+        .unwrap()
+        .unwrap();
+    // The Busy alone decides nothing: the outcome waits for every endpoint.
+    net.run(1_000_000, Instant::from_millis(2_500), |_| false).unwrap();
+    assert!(matches!(
+        net.node::<AgentNode>(a).agent.response(handle),
+        Ok(Status::Pending { ringing: true })
+    ));
+    settle(&mut net, 60);
+    let na = net.node::<AgentNode>(a);
+    assert_eq!(na.responded(handle), vec![Outcome::Declined]);
+    let Status::Answered(r) = na.agent.response(handle).unwrap() else { panic!() };
+    assert_eq!(r.reason, "no");
+    assert_eq!(r.answered_by.map(|c| c.endpoint()), Some(EndpointId(1)));
+}
+
+#[test]
+fn contact_invitation_refuses_bad_targets_and_changes_nothing() {
+    let book = AddressBook::default();
+    let mut net = Network::new(4, Faults::clean(20));
+    let a = add_agents(&mut net, &book, 1, 10, AgentConfig::default())[0];
+    let (endpoints, card) = one_identity_at(&mut net, &book, 1, 700);
+    let contact = net.node_mut::<AgentNode>(a).agent.add_contact(&card, Trust::Known).unwrap();
+    let t = target_of(&net, endpoints[0]);
+    let unknown = Target { endpoint: EndpointId(9), ..t };
+    let agent = &mut net.node_mut::<AgentNode>(a).agent;
+    let opts = InviteOptions::default();
+    let now = Instant::ZERO;
+    assert_eq!(
+        agent.invite_contact(now, contact, &[], &request(), opts),
+        Err(AgentError::NoTargets)
+    );
+    assert_eq!(
+        agent.invite_contact(now, contact, &[t, t], &request(), opts),
+        Err(AgentError::DuplicateEndpoint)
+    );
+    assert_eq!(
+        agent.invite_contact(now, contact, &[unknown], &request(), opts),
+        Err(AgentError::UnknownEndpoint)
+    );
+    assert_eq!(
+        agent.invite_contact(now, contact, &[t; 5], &request(), opts),
+        Err(AgentError::TooManyTargets)
+    );
+    let long = "x".repeat(256);
+    let bad = InvitationRequest { message: &long, ..request() };
+    assert!(matches!(
+        agent.invite_contact(now, contact, &[t], &bad, opts),
+        Err(AgentError::Invitation(InviteError::BadMessage(_)))
+    ));
+    assert_eq!(agent.invitations_in_use(), 0);
+    assert_eq!(agent.handles_in_use(), 0);
+    assert_eq!(agent.poll_timeout(), None);
+    let mut buf = [0u8; MAX_DATAGRAM];
+    assert!(agent.poll_transmit(now, &mut buf).is_none());
+}
+
+// ----- certificates ----------------------------------------------------------
+
+#[test]
+fn a_newer_certificate_presented_in_band_replaces_the_pinned_one() {
+    let book = AddressBook::default();
+    let mut net = Network::new(5, Faults::clean(20));
+    let ids = add_agents(&mut net, &book, 1, 10, AgentConfig::default());
+    let a = ids[0];
+    // B's first endpoint key, then a rotated one (same identity and
+    // endpoint, new static key, serial 2) on a fresh node at B's address.
+    let mut rng = HashDrbg::from_u64(800);
+    let secret = IdentitySecret::generate(&mut rng);
+    let old = LocalIdentity::new(secret.clone(), KeyPair::generate(&mut rng), EndpointId(0), 1);
+    let new = LocalIdentity::new(secret.clone(), KeyPair::generate(&mut rng), EndpointId(0), 2);
+    let old_card = ContactCard::issue(&secret, "b", &[*old.certificate()], &[]).unwrap();
+    let new_cert = *new.certificate();
+    let id = net.nodes.len();
+    let b =
+        net.add(Box::new(AgentNode::with_identity(new, 801, id, &book, AgentConfig::default())));
+    register(&mut net, a, APP);
+    let b_at_a = net.node_mut::<AgentNode>(a).agent.add_contact(&old_card, Trust::Trusted).unwrap();
+    befriend(&mut net, b, a, Trust::Trusted);
+    // B (rotated) invites A: A learns the new certificate from the IK
+    // initiation and pins it.
+    let a_at_b = net.node::<AgentNode>(b).agent.contacts().next().unwrap().0;
+    let target = target_of(&net, a);
+    net.node_mut::<AgentNode>(b)
+        .agent
+        .invite_contact(Instant::ZERO, a_at_b, &[target], &request(), InviteOptions::default())
+        .unwrap();
+    settle(&mut net, 60);
+    let na = net.node::<AgentNode>(a);
+    assert!(
+        na.events
+            .iter()
+            .any(|(_, e)| *e == Event::ContactUpdated { contact: b_at_a, endpoint: EndpointId(0) })
+    );
+    let pinned: Vec<_> = na.agent.contact(b_at_a).unwrap().certificates().copied().collect();
+    assert_eq!(pinned, vec![new_cert]);
+    assert_eq!(na.incoming_outcomes().len(), 1);
+    // A can now reach B's new key, and the old certificate is refused.
+    let target = target_of(&net, b);
+    let now = net.now;
+    let h = net
+        .node_mut::<AgentNode>(a)
+        .agent
+        .invite_contact(now, b_at_a, &[target], &request(), InviteOptions::default())
+        .unwrap()
+        .unwrap();
+    register(&mut net, b, APP);
+    settle(&mut net, 60);
+    assert_eq!(net.node::<AgentNode>(a).responded(h), vec![Outcome::Accepted]);
+    // The superseded certificate is refused from now on.
+    let id = net.nodes.len();
+    let stale =
+        net.add(Box::new(AgentNode::with_identity(old, 802, id, &book, AgentConfig::default())));
+    let a_at_stale = befriend(&mut net, stale, a, Trust::Trusted);
+    let target = target_of(&net, a);
+    let now = net.now;
+    let h = net
+        .node_mut::<AgentNode>(stale)
+        .agent
+        .invite_contact(now, a_at_stale, &[target], &request(), InviteOptions::default())
+        .unwrap()
+        .unwrap();
+    let dropped_before = net.node::<AgentNode>(a).dropped.len();
+    settle(&mut net, 60);
+    assert_eq!(net.node::<AgentNode>(stale).responded(h), vec![Outcome::Unreachable]);
+    let na = net.node::<AgentNode>(a);
+    assert!(na.dropped.len() > dropped_before);
+    assert!(na.dropped[dropped_before..].iter().all(|(_, d)| *d == Dropped::Revoked));
+}
+
+#[test]
+fn a_revoked_endpoint_can_neither_be_invited_nor_invite() {
+    let book = AddressBook::default();
+    let mut net = Network::new(6, Faults::clean(20));
+    let ids = add_agents(&mut net, &book, 2, 10, AgentConfig::default());
+    let (a, b) = (ids[0], ids[1]);
+    let b_at_a = befriend(&mut net, a, b, Trust::Trusted);
+    let a_at_b = befriend(&mut net, b, a, Trust::Trusted);
+    register(&mut net, a, APP);
+    register(&mut net, b, APP);
+    let endpoint = net.node::<AgentNode>(b).agent.identity().certificate().endpoint();
+    net.node_mut::<AgentNode>(a).agent.revoke_endpoint(b_at_a, endpoint).unwrap();
+    assert!(net.node::<AgentNode>(a).agent.contact(b_at_a).unwrap().is_revoked(endpoint));
+    let target = target_of(&net, b);
+    assert_eq!(
+        net.node_mut::<AgentNode>(a).agent.invite_contact(
+            Instant::ZERO,
+            b_at_a,
+            &[target],
+            &request(),
+            InviteOptions::default()
+        ),
+        Err(AgentError::RevokedEndpoint)
+    );
+    // B's invitation with the revoked certificate is met with silence.
+    let target = target_of(&net, a);
+    let h = net
+        .node_mut::<AgentNode>(b)
+        .agent
+        .invite_contact(Instant::ZERO, a_at_b, &[target], &request(), InviteOptions::default())
+        .unwrap()
+        .unwrap();
+    settle(&mut net, 120);
+    assert_eq!(net.node::<AgentNode>(b).responded(h), vec![Outcome::Unreachable]);
+    let na = net.node::<AgentNode>(a);
+    assert!(na.sent.is_empty(), "nothing answers a revoked certificate");
+    assert!(na.dropped.iter().all(|(_, d)| *d == Dropped::Revoked));
+    assert!(!na.dropped.is_empty());
+    assert_eq!(invited(&net, a), 0);
+}
+
+// ----- roaming ---------------------------------------------------------------
+
+#[test]
+fn an_authenticated_datagram_from_a_new_address_moves_the_session() {
+    let book = AddressBook::default();
+    let mut net = Network::new(7, Faults::clean(20));
+    let ids = add_agents(&mut net, &book, 2, 10, AgentConfig::default());
+    let (a, b) = (ids[0], ids[1]);
+    let b_at_a = befriend(&mut net, a, b, Trust::Trusted);
+    register(&mut net, b, APP);
+    net.node_mut::<AgentNode>(b).reaction = Reaction::Answer {
+        after: Duration::from_secs(40),
+        answer: Answer::Accept,
+        reason: String::new(),
+    };
+    let target = target_of(&net, b);
+    let h = net
+        .node_mut::<AgentNode>(a)
+        .agent
+        .invite_contact(Instant::ZERO, b_at_a, &[target], &request(), InviteOptions::default())
+        .unwrap()
+        .unwrap();
+    net.run(1_000_000, Instant::from_millis(10_000), |_| false).unwrap();
+    // B moves: its old address reaches nobody from now on.
+    let moved: std::net::SocketAddr = "[2001:db8::b]:9000".parse().unwrap();
+    book.set(b, moved);
+    settle(&mut net, 120);
+    let na = net.node::<AgentNode>(a);
+    assert_eq!(na.responded(h), vec![Outcome::Accepted]);
+    assert!(na.agent.stats().roamed >= 1);
+    let last = na.sent.last().expect("A sent");
+    assert_eq!(last.1, moved, "A answers B at its new address");
+}
+
+// ----- handles ---------------------------------------------------------------
+
+#[test]
+fn closing_a_handle_before_the_outcome_cancels_and_silences_it() {
+    let book = AddressBook::default();
+    let mut net = Network::new(8, Faults::clean(20));
+    let ids = add_agents(&mut net, &book, 2, 10, AgentConfig::default());
+    let (a, b) = (ids[0], ids[1]);
+    register(&mut net, b, APP);
+    net.node_mut::<AgentNode>(b).reaction = Reaction::Ignore;
+    let to = net.node::<AgentNode>(b).address();
+    let h = net
+        .node_mut::<AgentNode>(a)
+        .agent
+        .invite_endpoint(Instant::ZERO, to, &request(), InviteOptions::default())
+        .unwrap()
+        .unwrap();
+    net.node_mut::<AgentNode>(a).at(Instant::from_millis(5_000), move |n, now| {
+        n.agent.close(now, h).unwrap();
+        assert_eq!(n.agent.response(h), Err(AgentError::UnknownHandle));
+        assert_eq!(n.agent.close(now, h), Err(AgentError::UnknownHandle));
+    });
+    settle(&mut net, 120);
+    let na = net.node::<AgentNode>(a);
+    assert!(na.responded(h).is_empty(), "no event names a closed handle");
+    assert_eq!(na.agent.handles_in_use(), 0);
+    assert_eq!(na.agent.invitations_in_use(), 0);
+    let nb = net.node::<AgentNode>(b);
+    assert_eq!(
+        nb.incoming_outcomes().iter().map(|x| x.1).collect::<Vec<_>>(),
+        vec![Outcome::Cancelled(CancelReason::ByUser)]
+    );
+}
+
+#[test]
+fn removing_a_contact_cancels_invitations_to_it() {
+    let book = AddressBook::default();
+    let mut net = Network::new(9, Faults::clean(20));
+    let ids = add_agents(&mut net, &book, 2, 10, AgentConfig::default());
+    let (a, b) = (ids[0], ids[1]);
+    let b_at_a = befriend(&mut net, a, b, Trust::Trusted);
+    register(&mut net, b, APP);
+    net.node_mut::<AgentNode>(b).reaction = Reaction::Ignore;
+    let target = target_of(&net, b);
+    let h = net
+        .node_mut::<AgentNode>(a)
+        .agent
+        .invite_contact(Instant::ZERO, b_at_a, &[target], &request(), InviteOptions::default())
+        .unwrap()
+        .unwrap();
+    net.node_mut::<AgentNode>(a).at(Instant::from_millis(3_000), move |n, now| {
+        n.agent.remove_contact(now, b_at_a).unwrap();
+        assert_eq!(n.agent.contact(b_at_a).err(), Some(AgentError::UnknownContact));
+    });
+    settle(&mut net, 120);
+    let na = net.node::<AgentNode>(a);
+    assert_eq!(na.responded(h), vec![Outcome::Cancelled(CancelReason::ByUser)]);
+    let Status::Answered(r) = na.agent.response(h).unwrap() else { panic!() };
+    assert_eq!(r.contact, None, "the removed contact is not named");
+    assert_eq!(
+        net.node::<AgentNode>(b).incoming_outcomes().iter().map(|x| x.1).collect::<Vec<_>>(),
+        vec![Outcome::Cancelled(CancelReason::ByUser)]
+    );
+}
+
+#[test]
+fn launch_info_stays_readable_until_released_and_holds_its_buffer() {
+    let book = AddressBook::default();
+    let mut net = Network::new(10, Faults::clean(20));
+    let ids = add_agents(&mut net, &book, 2, 10, AgentConfig::default());
+    let (a, b) = (ids[0], ids[1]);
+    register(&mut net, b, APP);
+    let to = net.node::<AgentNode>(b).address();
+    net.node_mut::<AgentNode>(a)
+        .agent
+        .invite_endpoint(Instant::ZERO, to, &request(), InviteOptions::default().discard_handle())
+        .unwrap();
+    // Long past the invitation's lingering.
+    settle(&mut net, 3_600);
+    let nb = net.node_mut::<AgentNode>(b);
+    let (incoming, outcome) = nb.incoming_outcomes()[0];
+    assert_eq!(outcome, Outcome::Accepted);
+    let free = nb.agent.buffers_free();
+    let info = nb.agent.launch_info(incoming).unwrap();
+    assert_eq!((info.message, info.data), ("join me", &b"port=4000"[..]));
+    assert_eq!(nb.agent.invitations_in_use(), 1);
+    nb.agent.release(incoming).unwrap();
+    assert_eq!(nb.agent.launch_info(incoming).err(), Some(AgentError::UnknownIncoming));
+    assert_eq!(nb.agent.release(incoming), Err(AgentError::UnknownIncoming));
+    assert_eq!(nb.agent.buffers_free(), free + 1);
+    assert_eq!(nb.agent.invitations_in_use(), 0);
+    // The inviter kept no handle and heard of no outcome.
+    assert!(net.node::<AgentNode>(a).events.is_empty());
+    assert_eq!(net.node::<AgentNode>(a).agent.handles_in_use(), 0);
 }

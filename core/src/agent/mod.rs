@@ -466,14 +466,16 @@ impl<const C: usize, const A: usize, const R: usize> Screen for Screening<'_, C,
 }
 
 /// Who `cert` is to this agent: its sender class, its contact and how the
-/// certificate compares with the pinned one.
+/// certificate compares with the pinned one. This agent's own identity (its
+/// other endpoints: Windows lets a peer invite its own endpoints) counts as
+/// trusted.
 fn classify<const C: usize>(
     local: &LocalIdentity,
     contacts: &Slab<Contact, C>,
     cert: &Certificate,
 ) -> (Sender, Option<ContactId>, CertCheck) {
     if cert.identity() == &local.identity() {
-        return (Sender::Stranger, None, CertCheck::Revoked);
+        return (Sender::Trusted, None, CertCheck::Current);
     }
     match contacts.iter().find(|(_, c)| c.identity() == cert.identity()) {
         Some((key, c)) => (c.sender(), Some(ContactId(key)), c.check(cert)),
@@ -1380,18 +1382,18 @@ impl<const C: usize, const A: usize, const I: usize, const B: usize, const R: us
         }
         // XX: nobody is identified yet; answered unless every policy is
         // Nobody.
-        let (_, open) = self.policy_reach(Sender::Stranger);
+        let (stranger_could, open) = self.policy_reach(Sender::Stranger);
         if mode == Mode::Xx && !policy::admits_initiation(mode, Sender::Stranger, false, open) {
             return Err(Dropped::NotAdmitted);
         }
-        let (stranger_could, _) = self.policy_reach(Sender::Stranger);
         let incoming = {
             let local = &self.local;
+            let own = local.identity();
             let contacts = &self.contacts;
             // A stranger that no policy could accept is dropped before its
             // certificate's signature is checked.
             let admit = |id: &IdentityKey| {
-                stranger_could || contacts.iter().any(|(_, c)| c.identity() == id)
+                stranger_could || *id == own || contacts.iter().any(|(_, c)| c.identity() == id)
             };
             Incoming::read_admitting(local, &Directory(contacts), datagram, admit)
         };
@@ -1832,5 +1834,119 @@ impl<const C: usize, const A: usize, const I: usize, const B: usize, const R: us
     #[must_use]
     pub fn buffers_free(&self) -> usize {
         self.pool.free()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use core::net::{IpAddr, Ipv4Addr};
+
+    type Small = Agent<2, 2, 2, 1, 2>;
+
+    fn agent() -> Small {
+        let mut rng = HashDrbg::from_u64(1);
+        let local = LocalIdentity::generate(&mut rng, EndpointId(0));
+        Small::new(local, AgentConfig::default(), [7; 32])
+    }
+
+    fn somewhere() -> SocketAddr {
+        SocketAddr::new(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1)), 7000)
+    }
+
+    const REQUEST: InvitationRequest<'static> =
+        InvitationRequest { app_id: AppId([1; 16]), message: "hi", data: &[] };
+
+    #[test]
+    fn a_handle_whose_generation_would_wrap_retires_its_slot() {
+        let mut a = agent();
+        a.requests.set_generation(0, u32::MAX);
+        a.legs.set_generation(0, u32::MAX);
+        let now = Instant::ZERO;
+        let opts = InviteOptions::default();
+        let last = a.invite_endpoint(now, somewhere(), &REQUEST, opts).unwrap().unwrap();
+        assert_eq!(last.0, Key { index: 0, generation: u32::MAX });
+        a.close(now, last).unwrap();
+        assert_eq!(a.handles_in_use(), 0);
+        // The stale handle reaches nothing, and its slot is never reused.
+        assert_eq!(a.response(last), Err(AgentError::UnknownHandle));
+        let next = a.invite_endpoint(now, somewhere(), &REQUEST, opts).unwrap().unwrap();
+        assert_eq!(next.0.index, 1);
+        assert_eq!(a.response(last), Err(AgentError::UnknownHandle));
+        assert_eq!(
+            a.invite_endpoint(now, somewhere(), &REQUEST, opts),
+            Err(AgentError::InvitationsFull)
+        );
+    }
+
+    #[test]
+    fn a_stale_handle_never_reaches_the_next_invitation_in_its_slot() {
+        let mut a = agent();
+        let now = Instant::ZERO;
+        let opts = InviteOptions::default();
+        let first = a.invite_endpoint(now, somewhere(), &REQUEST, opts).unwrap().unwrap();
+        a.close(now, first).unwrap();
+        let second = a.invite_endpoint(now, somewhere(), &REQUEST, opts).unwrap().unwrap();
+        assert_eq!(first.0.index, second.0.index);
+        assert_eq!(a.response(first), Err(AgentError::UnknownHandle));
+        assert_eq!(a.cancel(now, first), Err(AgentError::UnknownHandle));
+        assert!(matches!(a.response(second), Ok(Status::Pending { ringing: false })));
+    }
+
+    #[test]
+    fn combined_outcome_prefers_what_the_user_needs_first() {
+        use Outcome::*;
+        let busy = |s| Busy { retry_after: Duration::from_secs(s) };
+        let cases: [(&[Outcome], Outcome); 6] = [
+            (&[Unreachable, Declined, busy(5)], Declined),
+            (&[busy(60), Unreachable, busy(5)], busy(5)),
+            (&[Unreachable, Expired], Expired),
+            (&[NotRegistered, NotAccepted], NotAccepted),
+            (
+                &[Unreachable, Failed(FailureCause::IdentityMismatch)],
+                Failed(FailureCause::IdentityMismatch),
+            ),
+            (&[Unreachable, Unreachable], Unreachable),
+        ];
+        for (legs, expected) in cases {
+            assert_eq!(combine(legs.iter().copied()), expected, "{legs:?}");
+        }
+    }
+
+    #[test]
+    fn an_invitation_id_is_presented_once_and_a_full_table_answers_busy() {
+        let a = agent();
+        let mut rng = HashDrbg::from_u64(2);
+        let peer = *LocalIdentity::generate(&mut rng, EndpointId(0)).certificate();
+        let apps: heapless::Vec<Application, 2> = heapless::Vec::from_iter([Application {
+            id: AppId([1; 16]),
+            name: heapless::String::try_from("app").unwrap(),
+            policy: None,
+        }]);
+        let mut recent: heapless::Vec<(InviteId, Instant), 2> = heapless::Vec::new();
+        let mut screening = Screening {
+            local: &a.local,
+            contacts: &a.contacts,
+            apps: &apps,
+            policy: Policy::Anyone,
+            recent: &mut recent,
+            now: Instant::ZERO,
+            remember_for: Duration::from_secs(316),
+        };
+        let app = AppId([1; 16]);
+        let id = |b| InviteId([b; 16]);
+        assert_eq!(screening.screen(&peer, app, id(1)), Admission::Present);
+        assert_eq!(screening.screen(&peer, app, id(1)), Admission::Duplicate);
+        assert_eq!(screening.screen(&peer, app, id(2)), Admission::Present);
+        assert_eq!(
+            screening.screen(&peer, app, id(3)),
+            Admission::Busy { retry_after: Duration::from_secs(316) }
+        );
+        // Unregistered applications are refused before ids are remembered.
+        assert_eq!(screening.screen(&peer, AppId([9; 16]), id(4)), Admission::NotRegistered);
+        // Once the first ids have expired, the table has room again, and an
+        // expired id is new again.
+        screening.now = Instant::from_millis(316_000);
+        assert_eq!(screening.screen(&peer, app, id(1)), Admission::Present);
     }
 }
