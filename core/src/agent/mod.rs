@@ -2,8 +2,9 @@
 //! policy, running any number of outgoing and incoming invitations at once.
 //! It is what the adapters wrap and what users program against.
 //!
-//! See [`Agent`] for the contract, `spec/agent.md` for the policy table, the
-//! combined-outcome rule and the Windows mapping.
+//! See [`Agent`] for the contract; `spec/agent.md` for the normative text,
+//! the combined-outcome rule and the Windows mapping; `spec/policy-table.md`
+//! for the policy table (generated from [`policy::POLICY_TABLE`]).
 
 mod contacts;
 pub mod policy;
@@ -625,7 +626,7 @@ struct Request {
 ///
 /// # Incoming invitations
 /// Policy decides at the first handshake message whether to answer at all,
-/// then at the Invite whether to present it (`spec/agent.md`, the policy
+/// then at the Invite whether to present it (`spec/policy-table.md`, the policy
 /// table). A presented invitation is reported by [`Event::Invited`] and
 /// answered with [`respond`](Self::respond). An accepted invitation's launch
 /// information (inviter, contact, address, application, message, data)

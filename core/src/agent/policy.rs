@@ -9,7 +9,7 @@
 //! policy of that application ([`Application::policy`], else the global
 //! one).
 //!
-//! [`POLICY_TABLE`] is the normative table (`spec/agent.md` is generated
+//! [`POLICY_TABLE`] is the normative table (`spec/policy-table.md` is generated
 //! from it); [`admits_initiation`] and [`screen`] implement it, a unit test
 //! checks they reproduce every row and `tests/tests/agent_policy.rs` walks
 //! every row between two agents.

@@ -5,8 +5,10 @@
 //! It runs complete exchanges through the core so the linker keeps the code
 //! paths: an IK contact handshake and an XX endpoint handshake between two
 //! secure sessions, each followed by a transport payload both ways, a whole
-//! accepted invitation between two invitation state machines, and a
-//! contact card round trip ([`exercise`]). `core::hint::black_box` keeps the
+//! accepted invitation between two invitation state machines, a whole
+//! accepted contact invitation between two agents (contacts, application
+//! registration, policy, handles), and a contact card round trip
+//! ([`exercise`]). `core::hint::black_box` keeps the
 //! optimiser from folding the work away.
 //!
 //! Build: `cargo build --release` in this directory (the target is set in
@@ -18,7 +20,12 @@ use core::fmt::Write as _;
 use core::hint::black_box;
 use core::panic::PanicInfo;
 
+use core::net::{IpAddr, Ipv4Addr, SocketAddr};
+
 use cortex_m_rt::entry;
+use peercollab_core::agent::{
+    Agent, AgentConfig, Event, InvitationRequest, InviteOptions, Policy, Target, Trust,
+};
 use peercollab_core::card::ContactCard;
 use peercollab_core::identity::{EndpointId, LocalIdentity};
 use peercollab_core::invite::{
@@ -136,6 +143,63 @@ fn invitation(alice: &LocalIdentity, bob: &LocalIdentity, rng: &mut HashDrbg) ->
     false
 }
 
+/// Small agents: two contacts, two applications, two invitation slots, no
+/// body buffer (the invitation's body is empty), four remembered ids.
+type SmallAgent = Agent<2, 2, 2, 0, 4>;
+
+/// A whole accepted contact invitation between two agents, from cards to
+/// the inviter's `Responded(Accepted)`.
+fn agents(alice: LocalIdentity, bob: LocalIdentity, seed: u64) -> bool {
+    let at = |last| SocketAddr::new(IpAddr::V4(Ipv4Addr::new(10, 0, 0, last)), 7000);
+    let (a_addr, b_addr) = (at(1), at(2));
+    let app = AppId([7; 16]);
+    let mut a = SmallAgent::new(alice, AgentConfig::default(), [seed as u8; 32]);
+    let mut b = SmallAgent::new(bob, AgentConfig::with_policy(Policy::TrustedOnly), [9; 32]);
+    let (Ok(a_card), Ok(b_card)) = (a.my_card("Alice", &[a_addr]), b.my_card("Bob", &[b_addr]))
+    else {
+        return false;
+    };
+    let (Ok(bob_at_a), Ok(_)) =
+        (a.add_contact(&b_card, Trust::Trusted), b.add_contact(&a_card, Trust::Trusted))
+    else {
+        return false;
+    };
+    if b.register_application(app, "app", None).is_err() {
+        return false;
+    }
+    let now = Instant::ZERO;
+    let target = Target { endpoint: EndpointId(1), address: b_addr };
+    let request = InvitationRequest { app_id: app, message: "", data: &[] };
+    let Ok(Some(handle)) =
+        a.invite_contact(now, bob_at_a, &[target], &request, InviteOptions::default())
+    else {
+        return false;
+    };
+    let mut buf = [0u8; MAX_DATAGRAM];
+    // An accepted invitation takes a handful of round trips.
+    for _ in 0..8 {
+        while let Some(t) = a.poll_transmit(now, &mut buf) {
+            let _ = b.handle_datagram(now, a_addr, black_box(&buf[..t.len]));
+        }
+        while let Some(e) = b.poll_event() {
+            if let Event::Invited(incoming) = e
+                && b.respond(now, incoming, Answer::Accept, "").is_err()
+            {
+                return false;
+            }
+        }
+        while let Some(t) = b.poll_transmit(now, &mut buf) {
+            let _ = a.handle_datagram(now, b_addr, black_box(&buf[..t.len]));
+        }
+        while let Some(e) = a.poll_event() {
+            if e == (Event::Responded { handle, outcome: Outcome::Accepted }) {
+                return true;
+            }
+        }
+    }
+    false
+}
+
 /// A contact card written and parsed back.
 fn card_round_trip(alice: &LocalIdentity) -> bool {
     let Ok(card) = ContactCard::issue(alice.secret(), "Alice", &[*alice.certificate()], &[]) else {
@@ -159,6 +223,7 @@ fn exercise(seed: u64) -> bool {
         && handshake(false, &alice, &bob, &mut rng)
         && invitation(&alice, &bob, &mut rng)
         && card_round_trip(&alice)
+        && agents(alice, bob, seed)
 }
 
 #[entry]
