@@ -579,7 +579,7 @@ fn is_forbidden_in_name(c: char) -> bool {
         || matches!(c, '\u{061C}' | '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
 }
 
-fn check_name(bytes: &[u8]) -> Result<heapless::String<MAX_NAME_LEN>, CardError> {
+pub(crate) fn check_name(bytes: &[u8]) -> Result<heapless::String<MAX_NAME_LEN>, CardError> {
     check_name_len(bytes.len())?;
     let name = core::str::from_utf8(bytes).map_err(|_| CardError::NameNotUtf8)?;
     if name.chars().any(is_forbidden_in_name) {

@@ -14,14 +14,14 @@ use peercollab_core::session::Session;
 
 fn main() {
     let default = size_of::<Agent>();
-    let per_contact = size_of::<Agent<33, 64, 16, 2, 128>>() - default;
-    let per_app = size_of::<Agent<32, 65, 16, 2, 128>>() - default;
-    let per_invitation = size_of::<Agent<32, 64, 17, 2, 128>>() - default;
-    let per_buffer = size_of::<Agent<32, 64, 16, 3, 128>>() - default;
-    let per_id = size_of::<Agent<32, 64, 16, 2, 129>>() - default;
+    let per_contact = size_of::<Agent<33, 64, 16, 4, 128>>() - default;
+    let per_app = size_of::<Agent<32, 65, 16, 4, 128>>() - default;
+    let per_invitation = size_of::<Agent<32, 64, 17, 4, 128>>() - default;
+    let per_buffer = size_of::<Agent<32, 64, 16, 5, 128>>() - default;
+    let per_id = size_of::<Agent<32, 64, 16, 4, 129>>() - default;
     let smallest = size_of::<Agent<1, 1, 1, 0, 1>>();
     println!(
-        "agent, default capacities (32 contacts, 64 applications, 16 invitation slots, 2 body buffers, 128 remembered ids): {default} bytes"
+        "agent, default capacities (32 contacts, 64 applications, 16 invitation slots, 4 body buffers, 128 remembered ids): {default} bytes"
     );
     println!("  per contact:                {per_contact} bytes");
     println!("  per application:            {per_app} bytes");

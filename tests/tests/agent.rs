@@ -4,8 +4,8 @@
 //! `agent_policy.rs`; properties: `agent_props.rs`.)
 
 use peercollab_core::agent::{
-    AgentConfig, AgentError, Dropped, Event, InvitationRequest, InviteOptions, Status, Target,
-    Trust,
+    AgentConfig, AgentError, ContactUpdate, Dropped, Event, InvitationRequest, InviteOptions,
+    Status, Target, Trust,
 };
 use peercollab_core::card::ContactCard;
 use peercollab_core::identity::{EndpointId, IdentitySecret, LocalIdentity};
@@ -191,7 +191,15 @@ fn several_endpoints_that_all_refuse_combine_to_declined_before_busy() {
         .unwrap()
         .unwrap();
     // The Busy alone decides nothing: the outcome waits for every endpoint.
-    net.run(1_000_000, Instant::from_millis(2_500), |_| false).unwrap();
+    let busy_done = endpoints[0];
+    net.run(1_000_000, Instant::MAX, |n| {
+        !n.node::<AgentNode>(busy_done).incoming_outcomes().is_empty()
+    })
+    .unwrap();
+    assert_eq!(
+        net.node::<AgentNode>(busy_done).incoming_outcomes()[0].1,
+        Outcome::Busy { retry_after: Duration::from_secs(60) }
+    );
     assert!(matches!(
         net.node::<AgentNode>(a).agent.response(handle),
         Ok(Status::Pending { ringing: true })
@@ -381,8 +389,12 @@ fn an_authenticated_datagram_from_a_new_address_moves_the_session() {
         .invite_contact(Instant::ZERO, b_at_a, &[target], &request(), InviteOptions::default())
         .unwrap()
         .unwrap();
-    net.run(1_000_000, Instant::from_millis(10_000), |_| false).unwrap();
-    // B moves: its old address reaches nobody from now on.
+    // Once it rings, B moves: its old address reaches nobody from now on.
+    net.run(1_000_000, Instant::MAX, |n| {
+        n.node::<AgentNode>(a).count(|e| *e == Event::Ringing(h)) > 0
+    })
+    .unwrap();
+    assert!(net.node::<AgentNode>(a).responded(h).is_empty());
     let moved: std::net::SocketAddr = "[2001:db8::b]:9000".parse().unwrap();
     book.set(b, moved);
     settle(&mut net, 120);
@@ -487,4 +499,87 @@ fn launch_info_stays_readable_until_released_and_holds_its_buffer() {
     // The inviter kept no handle and heard of no outcome.
     assert!(net.node::<AgentNode>(a).events.is_empty());
     assert_eq!(net.node::<AgentNode>(a).agent.handles_in_use(), 0);
+}
+
+#[test]
+fn a_newer_card_refreshes_a_contacts_certificates_but_not_a_revoked_one() {
+    let book = AddressBook::default();
+    let mut net = Network::new(11, Faults::clean(20));
+    let a = add_agents(&mut net, &book, 1, 10, AgentConfig::default())[0];
+    let mut rng = HashDrbg::from_u64(900);
+    let secret = IdentitySecret::generate(&mut rng);
+    let cert = |serial, e, rng: &mut HashDrbg| {
+        *LocalIdentity::new(secret.clone(), KeyPair::generate(rng), EndpointId(e), serial)
+            .certificate()
+    };
+    let (e0v1, e1v1) = (cert(1, 0, &mut rng), cert(1, 1, &mut rng));
+    let (e0v2, e1v2, e2v1) = (cert(2, 0, &mut rng), cert(2, 1, &mut rng), cert(1, 2, &mut rng));
+    let old = ContactCard::issue(&secret, "b", &[e0v1, e1v1], &[]).unwrap();
+    let new = ContactCard::issue(&secret, "b", &[e0v2, e1v1, e2v1], &[]).unwrap();
+    let agent = &mut net.node_mut::<AgentNode>(a).agent;
+    let id = agent.add_contact(&old, Trust::Known).unwrap();
+    assert_eq!(agent.add_contact(&new, Trust::Known), Err(AgentError::AlreadyExists(id)));
+    agent.revoke_endpoint(id, EndpointId(1)).unwrap();
+    assert_eq!(agent.refresh_contact(id, &new), Ok(2), "endpoint 0 newer, endpoint 2 new");
+    let pinned: Vec<_> = agent.contact(id).unwrap().certificates().copied().collect();
+    assert_eq!(pinned, vec![e0v2, e2v1], "the revoked endpoint stays revoked");
+    // A certificate newer than the revoked one is taken again.
+    let newest = ContactCard::issue(&secret, "b", &[e1v2], &[]).unwrap();
+    assert_eq!(agent.refresh_contact(id, &newest), Ok(1));
+    assert!(!agent.contact(id).unwrap().is_revoked(EndpointId(1)));
+    assert_eq!(agent.refresh_contact(id, &old), Ok(0), "older certificates are ignored");
+    let other = net.node::<AgentNode>(a).card();
+    let agent = &mut net.node_mut::<AgentNode>(a).agent;
+    assert_eq!(agent.refresh_contact(id, &other), Err(AgentError::WrongIdentity));
+}
+
+#[test]
+fn names_shown_to_people_follow_the_card_rules() {
+    let book = AddressBook::default();
+    let mut net = Network::new(12, Faults::clean(20));
+    let ids = add_agents(&mut net, &book, 2, 10, AgentConfig::default());
+    let id = befriend(&mut net, ids[0], ids[1], Trust::Known);
+    let agent = &mut net.node_mut::<AgentNode>(ids[0]).agent;
+    for bad in ["", "bell\u{7}", "evil\u{202E}txt", &"x".repeat(65)] {
+        assert_eq!(
+            agent.update_contact(id, ContactUpdate::default().display_name(bad)),
+            Err(AgentError::BadName),
+            "{bad:?}"
+        );
+        assert_eq!(agent.register_application(APP, bad, None), Err(AgentError::BadName));
+    }
+    assert_eq!(agent.contact(id).unwrap().display_name(), "node 1");
+    assert!(agent.application(APP).is_none());
+    agent.update_contact(id, ContactUpdate::default().display_name("Bob ✓")).unwrap();
+    assert_eq!(agent.contact(id).unwrap().display_name(), "Bob ✓");
+}
+
+#[test]
+fn an_answer_refused_at_the_expiry_sends_the_expired_final_at_once() {
+    let book = AddressBook::default();
+    let mut net = Network::new(13, Faults::clean(20));
+    let ids = add_agents(&mut net, &book, 2, 10, AgentConfig::default());
+    let (a, b) = (ids[0], ids[1]);
+    register(&mut net, b, APP);
+    net.node_mut::<AgentNode>(b).reaction = Reaction::Ignore;
+    let to = net.node::<AgentNode>(b).address();
+    let opts = InviteOptions::default().expires_in(Duration::from_secs(10));
+    let h = net
+        .node_mut::<AgentNode>(a)
+        .agent
+        .invite_endpoint(Instant::ZERO, to, &request(), opts)
+        .unwrap()
+        .unwrap();
+    net.run(1_000_000, Instant::MAX, |n| !n.node::<AgentNode>(b).presented.is_empty()).unwrap();
+    let nb = net.node_mut::<AgentNode>(b);
+    let incoming = nb.presented[0].incoming;
+    let late = nb.agent.incoming(incoming).unwrap().expires_at;
+    assert_eq!(
+        nb.agent.respond(late, incoming, Answer::Accept, ""),
+        Err(AgentError::Invitation(InviteError::Ended))
+    );
+    let mut buf = [0u8; MAX_DATAGRAM];
+    assert!(nb.agent.poll_transmit(late, &mut buf).is_some(), "Final(Expired) goes out now");
+    settle(&mut net, 120);
+    assert_eq!(net.node::<AgentNode>(a).responded(h), vec![Outcome::Expired]);
 }

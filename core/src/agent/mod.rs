@@ -15,7 +15,7 @@ use core::net::SocketAddr;
 
 use heapless::Deque;
 
-use crate::card::{CardError, ContactCard, MAX_ADDRESSES, MAX_CERTIFICATES, MAX_NAME_LEN};
+use crate::card::{CardError, ContactCard, MAX_ADDRESSES, MAX_CERTIFICATES};
 use crate::entropy::{Entropy, HashDrbg};
 use crate::identity::{Certificate, EndpointId, IdentityKey, LocalIdentity};
 use crate::invite::{
@@ -323,6 +323,8 @@ pub enum AgentError {
     TooManyTargets,
     /// The card is this agent's own.
     OwnIdentity,
+    /// The card is another identity's than the contact's.
+    WrongIdentity,
     /// The identity is already a contact (Windows'
     /// `PEER_E_ALREADY_EXISTS`).
     AlreadyExists(ContactId),
@@ -334,7 +336,9 @@ pub enum AgentError {
     UnknownApplication,
     /// Every invitation slot is taken; close handles or wait.
     InvitationsFull,
-    /// A name is empty or too long.
+    /// A name is empty, longer than 64 bytes, or holds a control or
+    /// bidirectional-formatting character (the rules of contact-card
+    /// names: names are shown to people).
     BadName,
     /// More than four addresses.
     TooManyAddresses,
@@ -368,6 +372,7 @@ impl core::fmt::Display for AgentError {
             AgentError::NoTargets => f.write_str("no endpoint to invite"),
             AgentError::TooManyTargets => f.write_str("too many endpoints"),
             AgentError::OwnIdentity => f.write_str("that is this agent's own identity"),
+            AgentError::WrongIdentity => f.write_str("the card is another identity's"),
             AgentError::AlreadyExists(_) => f.write_str("already a contact"),
             AgentError::ContactsFull => f.write_str("the contact table is full"),
             AgentError::ApplicationsFull => f.write_str("the application table is full"),
@@ -564,8 +569,11 @@ struct Request {
 /// takes one; outgoing handles have a table of the same size), `BUFFERS`
 /// body buffers of 17,404 bytes shared by all invitations (one per
 /// invitation with a non-empty message or data, while it needs it), and
-/// `RECENT` remembered invitation ids. Nothing grows; a full table is a
-/// typed error or a defined protocol answer (Busy).
+/// `RECENT` remembered invitation ids. The defaults: 32 contacts, 64
+/// applications, 16 invitation slots, 4 buffers (so a contact invitation
+/// with a message can reach all four endpoints a card names), 128 ids.
+/// Nothing grows; a full table is a typed error or a defined protocol
+/// answer (Busy).
 ///
 /// # The contract
 /// - **Inputs**: [`handle_datagram`](Self::handle_datagram) for every
@@ -636,7 +644,7 @@ pub struct Agent<
     const CONTACTS: usize = 32,
     const APPS: usize = 64,
     const INVITATIONS: usize = 16,
-    const BUFFERS: usize = 2,
+    const BUFFERS: usize = 4,
     const RECENT: usize = 128,
 > {
     local: LocalIdentity,
@@ -658,6 +666,7 @@ pub struct Agent<
     request_queued: [bool; INVITATIONS],
     /// Contacts with updated endpoints to report, as endpoint bitmaps.
     contact_events: Deque<u16, CONTACTS>,
+    contact_queued: [bool; CONTACTS],
     contact_updates: [u8; CONTACTS],
     pool: DataPool<BUFFERS>,
     rng: HashDrbg,
@@ -737,6 +746,7 @@ impl<const C: usize, const A: usize, const I: usize, const B: usize, const R: us
             request_events: Deque::new(),
             request_queued: [false; I],
             contact_events: Deque::new(),
+            contact_queued: [false; C],
             contact_updates: [0; C],
             pool: DataPool::new(),
             rng: HashDrbg::new(seed),
@@ -774,8 +784,10 @@ impl<const C: usize, const A: usize, const I: usize, const B: usize, const R: us
         self.config.policy
     }
 
-    /// Sets the global policy. It applies to every invitation whose sender
-    /// is identified from now on; presented invitations stay presented.
+    /// Sets the global policy. It applies to every first handshake message
+    /// and every Invite screened from now on (an invitation whose handshake
+    /// was answered under the old policy is judged under the new one when
+    /// its Invite arrives); presented invitations stay presented.
     pub fn set_policy(&mut self, policy: Policy) {
         self.config.policy = policy;
     }
@@ -789,11 +801,8 @@ impl<const C: usize, const A: usize, const I: usize, const B: usize, const R: us
         name: &str,
         policy: Option<Policy>,
     ) -> Result<(), AgentError> {
-        let mut n = heapless::String::new();
-        if name.is_empty() || n.push_str(name).is_err() {
-            return Err(AgentError::BadName);
-        }
-        let app = Application { id, name: n, policy };
+        let name = crate::card::check_name(name.as_bytes()).map_err(|_| AgentError::BadName)?;
+        let app = Application { id, name, policy };
         match self.apps.iter_mut().find(|a| a.id == id) {
             Some(existing) => *existing = app,
             None => self.apps.push(app).map_err(|_| AgentError::ApplicationsFull)?,
@@ -861,8 +870,9 @@ impl<const C: usize, const A: usize, const I: usize, const B: usize, const R: us
     }
 
     /// Changes a contact's display name, trust or addresses (all checked
-    /// first: on error nothing changes). Trust applies to invitations whose
-    /// sender is identified from now on.
+    /// first: on error nothing changes). Trust applies to every check from
+    /// now on (the first handshake message, the Invite); presented
+    /// invitations stay presented.
     pub fn update_contact(
         &mut self,
         id: ContactId,
@@ -870,7 +880,7 @@ impl<const C: usize, const A: usize, const I: usize, const B: usize, const R: us
     ) -> Result<(), AgentError> {
         let contact = self.contacts.get_mut(id.0).ok_or(AgentError::UnknownContact)?;
         if let Some(name) = update.display_name
-            && (name.is_empty() || name.len() > MAX_NAME_LEN)
+            && crate::card::check_name(name.as_bytes()).is_err()
         {
             return Err(AgentError::BadName);
         }
@@ -887,6 +897,30 @@ impl<const C: usize, const A: usize, const I: usize, const B: usize, const R: us
             contact.set_trust(trust);
         }
         Ok(())
+    }
+
+    /// Takes the certificates of a newer card of a contact: each that
+    /// supersedes the pinned one of its endpoint (or names a new endpoint,
+    /// while the card's four fit) is pinned; older ones, and those of a
+    /// revoked endpoint up to its revoked serial, are ignored. The name,
+    /// trust and addresses stay as they are ([`update_contact`](Self::update_contact)
+    /// changes them). Returns how many certificates were pinned.
+    pub fn refresh_contact(
+        &mut self,
+        id: ContactId,
+        card: &ContactCard,
+    ) -> Result<usize, AgentError> {
+        let contact = self.contacts.get_mut(id.0).ok_or(AgentError::UnknownContact)?;
+        if card.identity() != contact.identity() {
+            return Err(AgentError::WrongIdentity);
+        }
+        let mut pinned = 0;
+        for cert in card.certificates() {
+            if contact.check(cert) == CertCheck::Newer && contact.pin(&self.local, *cert).is_ok() {
+                pinned += 1;
+            }
+        }
+        Ok(pinned)
     }
 
     /// Revokes the certificate pinned for one endpoint of a contact (a lost
@@ -1239,9 +1273,11 @@ impl<const C: usize, const A: usize, const I: usize, const B: usize, const R: us
         self.incoming_leg(id)?;
         let now = self.clock(now);
         let leg = self.legs.get_mut(id.0).ok_or(AgentError::UnknownIncoming)?;
-        leg.invitation.respond(now, answer, reason)?;
+        let answered = leg.invitation.respond(now, answer, reason);
+        // Refused at the expiry, the invitation expired instead: its
+        // Final(Expired) is this command's effect.
         self.touch(now, id.0.index);
-        Ok(())
+        Ok(answered?)
     }
 
     /// The launch information of an accepted invitation (Windows'
@@ -1458,9 +1494,10 @@ impl<const C: usize, const A: usize, const I: usize, const B: usize, const R: us
         }
         let bit = contact.endpoints().position(|e| e == cert.endpoint()).unwrap_or(0);
         let slot = usize::from(id.0.index);
-        let was_queued = self.contact_updates[slot] != 0;
         self.contact_updates[slot] |= 1 << bit;
-        if !was_queued {
+        if !self.contact_queued[slot] {
+            self.contact_queued[slot] = true;
+            // One entry per slot at most: capacity CONTACTS.
             let _ = self.contact_events.push_back(id.0.index);
         }
     }
@@ -1561,6 +1598,7 @@ impl<const C: usize, const A: usize, const I: usize, const B: usize, const R: us
                 continue;
             }
             self.contact_updates[usize::from(slot)] = 0;
+            self.contact_queued[usize::from(slot)] = false;
             self.contact_events.pop_front();
         }
         None
@@ -1722,12 +1760,8 @@ impl<const C: usize, const A: usize, const I: usize, const B: usize, const R: us
                     }
                 } else if r.legs.iter().all(|(_, o)| o.is_some()) {
                     let combined = combine(r.legs.iter().filter_map(|(_, o)| *o));
-                    let kind = core::mem::discriminant(&combined);
-                    let decider = r
-                        .legs
-                        .iter()
-                        .find(|(_, o)| o.is_some_and(|o| core::mem::discriminant(&o) == kind))
-                        .map(|(k, _)| *k);
+                    let decider =
+                        r.legs.iter().find(|(_, o)| *o == Some(combined)).map(|(k, _)| *k);
                     self.decide(request, combined, decider);
                 }
             }

@@ -78,9 +78,10 @@ pub struct Application {
     pub policy: Option<Policy>,
 }
 
-/// The longest application name, in bytes (Windows' description limit is
-/// 255 characters; a name for a prompt needs far less).
-pub const MAX_APP_NAME: usize = 64;
+/// The longest application name, in bytes: a contact card's display-name
+/// limit, and the same rules (Windows' description limit is 255 characters;
+/// a name for a prompt needs far less).
+pub const MAX_APP_NAME: usize = crate::card::MAX_NAME_LEN;
 
 /// What the invitee puts on the wire for an invitation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
