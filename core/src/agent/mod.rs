@@ -1984,4 +1984,112 @@ mod tests {
         screening.now = Instant::from_millis(316_000);
         assert_eq!(screening.screen(&peer, app, id(1)), Admission::Present);
     }
+
+    /// `spec/agent.md` specifies every error, drop reason and event: the
+    /// exhaustive matches below stop compiling when a variant is added, and
+    /// the test fails until the spec names it.
+    #[test]
+    fn spec_names_every_error_drop_reason_and_event() {
+        const SPEC: &str = include_str!("../../../spec/agent.md");
+        fn error(e: AgentError) -> &'static str {
+            match e {
+                AgentError::UnknownHandle => "UnknownHandle",
+                AgentError::UnknownIncoming => "UnknownIncoming",
+                AgentError::UnknownContact => "UnknownContact",
+                AgentError::UnknownEndpoint => "UnknownEndpoint",
+                AgentError::RevokedEndpoint => "RevokedEndpoint",
+                AgentError::DuplicateEndpoint => "DuplicateEndpoint",
+                AgentError::NoTargets => "NoTargets",
+                AgentError::TooManyTargets => "TooManyTargets",
+                AgentError::OwnIdentity => "OwnIdentity",
+                AgentError::WrongIdentity => "WrongIdentity",
+                AgentError::AlreadyExists(_) => "AlreadyExists",
+                AgentError::ContactsFull => "ContactsFull",
+                AgentError::ApplicationsFull => "ApplicationsFull",
+                AgentError::UnknownApplication => "UnknownApplication",
+                AgentError::InvitationsFull => "InvitationsFull",
+                AgentError::BadName => "BadName",
+                AgentError::TooManyAddresses => "TooManyAddresses",
+                AgentError::NoLaunchInfo => "NoLaunchInfo",
+                AgentError::NotPresented => "NotPresented",
+                AgentError::Invitation(_) => "Invitation",
+                AgentError::Session(_) => "Session",
+            }
+        }
+        fn dropped(d: Dropped) -> &'static str {
+            match d {
+                Dropped::Malformed(_) => "Malformed",
+                Dropped::UnknownIndex => "UnknownIndex",
+                Dropped::Full => "Full",
+                Dropped::NotAdmitted => "NotAdmitted",
+                Dropped::Revoked => "Revoked",
+                Dropped::Session(_) => "Session",
+                Dropped::Unanswerable(_) => "Unanswerable",
+                Dropped::Invitation(_) => "Invitation",
+            }
+        }
+        fn event(e: Event) -> &'static str {
+            match e {
+                Event::Ringing(_) => "Ringing",
+                Event::Responded { .. } => "Responded",
+                Event::Invited(_) => "Invited",
+                Event::IncomingEnded { .. } => "IncomingEnded",
+                Event::ContactUpdated { .. } => "ContactUpdated",
+            }
+        }
+        let key = Key { index: 0, generation: 0 };
+        let errors = [
+            AgentError::UnknownHandle,
+            AgentError::UnknownIncoming,
+            AgentError::UnknownContact,
+            AgentError::UnknownEndpoint,
+            AgentError::RevokedEndpoint,
+            AgentError::DuplicateEndpoint,
+            AgentError::NoTargets,
+            AgentError::TooManyTargets,
+            AgentError::OwnIdentity,
+            AgentError::WrongIdentity,
+            AgentError::AlreadyExists(ContactId(key)),
+            AgentError::ContactsFull,
+            AgentError::ApplicationsFull,
+            AgentError::UnknownApplication,
+            AgentError::InvitationsFull,
+            AgentError::BadName,
+            AgentError::TooManyAddresses,
+            AgentError::NoLaunchInfo,
+            AgentError::NotPresented,
+            AgentError::Invitation(InviteError::Ended),
+            AgentError::Session(session::SessionError::NotEstablished),
+        ];
+        let drops = [
+            Dropped::Malformed(WireError::TooShort),
+            Dropped::UnknownIndex,
+            Dropped::Full,
+            Dropped::NotAdmitted,
+            Dropped::Revoked,
+            Dropped::Session(session::Dropped::Closed),
+            Dropped::Unanswerable(session::SessionError::NotEstablished),
+            Dropped::Invitation(invite::Dropped::Closed),
+        ];
+        let events = [
+            Event::Ringing(Handle(key)),
+            Event::Responded { handle: Handle(key), outcome: Outcome::Accepted },
+            Event::Invited(IncomingId(key)),
+            Event::IncomingEnded { incoming: IncomingId(key), outcome: Outcome::Accepted },
+            Event::ContactUpdated { contact: ContactId(key), endpoint: EndpointId(0) },
+        ];
+        let names = errors
+            .into_iter()
+            .map(|e| ("AgentError::", error(e)))
+            .chain(drops.into_iter().map(|d| ("Dropped::", dropped(d))))
+            .chain(events.into_iter().map(|e| ("Event::", event(e))));
+        for (kind, name) in names {
+            let plain = ["`", name].concat();
+            let qualified = ["`", kind, name].concat();
+            assert!(
+                SPEC.contains(&plain) || SPEC.contains(&qualified),
+                "spec/agent.md does not specify {kind}{name}"
+            );
+        }
+    }
 }
