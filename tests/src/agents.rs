@@ -14,11 +14,12 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::rc::Rc;
 
 use peercollab_core::agent::{
-    Agent, AgentConfig, AgentError, ContactId, Dropped, Event, IncomingId, Trust,
+    Agent, AgentConfig, AgentError, ContactId, Dropped, Event, IncomingId, Target, Trust,
 };
 use peercollab_core::card::ContactCard;
-use peercollab_core::identity::{Certificate, EndpointId, LocalIdentity};
+use peercollab_core::identity::{Certificate, EndpointId, IdentitySecret, LocalIdentity};
 use peercollab_core::invite::{AppId, Outcome};
+use peercollab_core::noise::KeyPair;
 use peercollab_core::wire::MAX_DATAGRAM;
 use peercollab_core::{Duration, Entropy, HashDrbg, Instant};
 
@@ -327,6 +328,44 @@ pub fn register(net: &mut Network, at: NodeId, app: AppId) {
         .agent
         .register_application(app, "test app", None)
         .expect("register");
+}
+
+/// `count` endpoints of one identity, each an agent node with its own static
+/// key and endpoint id (0, 1, …) added to `net`; returns their ids and the
+/// card naming them all.
+pub fn one_identity_at(
+    net: &mut Network,
+    book: &AddressBook,
+    count: u32,
+    seed: u64,
+) -> (Vec<NodeId>, ContactCard) {
+    let mut rng = HashDrbg::from_u64(seed);
+    let secret = IdentitySecret::generate(&mut rng);
+    let mut ids = Vec::new();
+    let mut certs = Vec::new();
+    for e in 0..count {
+        let local =
+            LocalIdentity::new(secret.clone(), KeyPair::generate(&mut rng), EndpointId(e), 1);
+        certs.push(*local.certificate());
+        let id = net.nodes.len();
+        ids.push(net.add(Box::new(AgentNode::with_identity(
+            local,
+            seed + u64::from(e) + 1,
+            id,
+            book,
+            AgentConfig::default(),
+        ))));
+    }
+    let addresses: Vec<_> = ids.iter().map(|&i| book.address(i)).collect();
+    let card = ContactCard::issue(&secret, "several", &certs, &addresses).expect("card");
+    (ids, card)
+}
+
+/// Where and as which endpoint `node` is invited.
+#[must_use]
+pub fn target_of(net: &Network, node: NodeId) -> Target {
+    let n = net.node::<AgentNode>(node);
+    Target { endpoint: n.agent.identity().certificate().endpoint(), address: n.address() }
 }
 
 /// The application most tests invite to.

@@ -1,5 +1,6 @@
-//! Helpers of the test-vector tests: readable differences between a
-//! committed JSON file and the document regenerated from the code.
+//! Helpers of the tests that hold committed files to the code: readable
+//! differences between a committed JSON vector file, or a generated spec
+//! document, and what the code produces now.
 
 use peercollab_core::session::StatementForm;
 use peercollab_core::wire::Mode;
@@ -37,6 +38,58 @@ pub fn assert_no_differences(path: &std::path::Path, differences: &[String]) {
         path.display(),
         differences.join("\n")
     );
+}
+
+/// Set to `1` to rewrite the generated spec documents from the code.
+pub const REGENERATE_SPEC_ENV: &str = "PEERCOLLAB_REGENERATE_SPEC";
+
+/// Holds the generated document at `path` to `generated`, what `source`
+/// renders now; with [`REGENERATE_SPEC_ENV`] `=1` the file is first
+/// rewritten (aside, then renamed, so a parallel reader never sees half of
+/// it). `command` is how to regenerate it, for the failure message.
+pub fn check_generated_document(
+    path: &std::path::Path,
+    generated: &str,
+    source: &str,
+    command: &str,
+) {
+    if std::env::var(REGENERATE_SPEC_ENV).is_ok_and(|v| v == "1") {
+        let tmp = path.with_extension("md.tmp");
+        std::fs::write(&tmp, generated).expect("write the generated document");
+        std::fs::rename(&tmp, path).expect("rename the generated document");
+        eprintln!("wrote {}", path.display());
+    }
+    let committed = std::fs::read_to_string(path).unwrap_or_else(|e| {
+        panic!("cannot read {} ({e}); generate it with `{command}`", path.display())
+    });
+    assert!(
+        committed == generated,
+        "{} is not what {source} renders; {}\n\
+         The file is generated: do not edit it by hand. If the code changed on purpose, \
+         regenerate it with\n    {command}\nand commit it.",
+        path.display(),
+        first_difference(&committed, generated),
+    );
+}
+
+/// The first line where `want` and `got` differ, for a failure message.
+fn first_difference(want: &str, got: &str) -> String {
+    let (mut w, mut g) = (want.lines(), got.lines());
+    let mut n = 0;
+    loop {
+        n += 1;
+        match (w.next(), g.next()) {
+            (None, None) => return "the files differ only in line endings".to_owned(),
+            (a, b) if a == b => {}
+            (a, b) => {
+                return format!(
+                    "first difference at line {n}:\n  committed: {}\n  generated: {}",
+                    a.unwrap_or("<end of file>"),
+                    b.unwrap_or("<end of file>")
+                );
+            }
+        }
+    }
 }
 
 /// A handshake mode as the vector files name it.

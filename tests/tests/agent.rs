@@ -14,7 +14,7 @@ use peercollab_core::noise::KeyPair;
 use peercollab_core::wire::MAX_DATAGRAM;
 use peercollab_core::{Duration, HashDrbg, Instant};
 use peercollab_tests::agents::{
-    APP, AddressBook, AgentNode, add_agents, befriend, register, settle,
+    APP, AddressBook, AgentNode, add_agents, befriend, one_identity_at, register, settle, target_of,
 };
 use peercollab_tests::party::Reaction;
 use peercollab_tests::{Faults, Network, NodeId};
@@ -62,41 +62,6 @@ fn contact_invitation_is_accepted_end_to_end() {
 }
 
 // ----- helpers ---------------------------------------------------------------
-
-/// `count` endpoints of one identity, each an agent node with its own static
-/// key and endpoint id; returns their ids and the card naming them all.
-fn one_identity_at(
-    net: &mut Network,
-    book: &AddressBook,
-    count: u32,
-    seed: u64,
-) -> (Vec<NodeId>, ContactCard) {
-    let mut rng = HashDrbg::from_u64(seed);
-    let secret = IdentitySecret::generate(&mut rng);
-    let mut ids = Vec::new();
-    let mut certs = Vec::new();
-    for e in 0..count {
-        let local =
-            LocalIdentity::new(secret.clone(), KeyPair::generate(&mut rng), EndpointId(e), 1);
-        certs.push(*local.certificate());
-        let id = net.nodes.len();
-        ids.push(net.add(Box::new(AgentNode::with_identity(
-            local,
-            seed + u64::from(e) + 1,
-            id,
-            book,
-            AgentConfig::default(),
-        ))));
-    }
-    let addresses: Vec<_> = ids.iter().map(|&i| book.address(i)).collect();
-    let card = ContactCard::issue(&secret, "several", &certs, &addresses).expect("card");
-    (ids, card)
-}
-
-fn target_of(net: &Network, node: NodeId) -> Target {
-    let n = net.node::<AgentNode>(node);
-    Target { endpoint: n.agent.identity().certificate().endpoint(), address: n.address() }
-}
 
 fn invited(net: &Network, node: NodeId) -> usize {
     net.node::<AgentNode>(node).count(|e| matches!(e, Event::Invited(_)))

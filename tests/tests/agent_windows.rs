@@ -32,19 +32,17 @@ use peercollab_core::agent::{
     Agent, AgentConfig, AgentError, ContactUpdate, Dropped, Event, Handle, IncomingId,
     InvitationRequest, InviteOptions, Policy, Status, Target, Trust,
 };
-use peercollab_core::card::ContactCard;
-use peercollab_core::identity::{EndpointId, IdentitySecret, LocalIdentity};
+use peercollab_core::identity::{EndpointId, LocalIdentity};
 use peercollab_core::invite::{
     Answer, AppId, CancelEffect, CancelReason, DEFAULT_EXPIRY, DEFAULT_MAX_EXPIRY, EXPIRY_GRACE,
     FailureCause, InviteError, LIVENESS_TIMEOUT, MAX_APP_DATA, MAX_MESSAGE_CHARS, MessageError,
     Outcome,
 };
-use peercollab_core::noise::KeyPair;
 use peercollab_core::session::{self, HANDSHAKE_TIMEOUT};
 use peercollab_core::wire::{FrameType, MAX_DATAGRAM, VERSION, WireError, peek_type};
 use peercollab_core::{Duration, HashDrbg, Instant};
 use peercollab_tests::agents::{
-    APP, AddressBook, AgentNode, add_agents, befriend, register, settle,
+    APP, AddressBook, AgentNode, add_agents, befriend, one_identity_at, register, settle, target_of,
 };
 use peercollab_tests::party::Reaction;
 use peercollab_tests::{Faults, Network, NodeId, TraceEntry};
@@ -72,11 +70,6 @@ fn nd(net: &Network, id: NodeId) -> &AgentNode {
 
 fn nd_mut(net: &mut Network, id: NodeId) -> &mut AgentNode {
     net.node_mut::<AgentNode>(id)
-}
-
-fn target_of(net: &Network, node: NodeId) -> Target {
-    let n = nd(net, node);
-    Target { endpoint: n.agent.identity().certificate().endpoint(), address: n.address() }
 }
 
 fn answer_after(secs: u64, answer: Answer, reason: &str) -> Reaction {
@@ -179,36 +172,6 @@ fn run_until_incoming_ended(net: &mut Network, node: NodeId) -> IncomingId {
         .expect("no livelock");
     assert!(nd(net, node).incoming_outcomes().len() > before, "no incoming invitation ended");
     nd(net, node).incoming_outcomes().last().expect("an incoming invitation ended").0
-}
-
-/// `count` endpoints of one identity, each an agent node with its own static
-/// key; returns their ids and the card naming them all.
-fn one_identity_at(
-    net: &mut Network,
-    book: &AddressBook,
-    count: u32,
-    seed: u64,
-) -> (Vec<NodeId>, ContactCard) {
-    let mut rng = HashDrbg::from_u64(seed);
-    let secret = IdentitySecret::generate(&mut rng);
-    let mut ids = Vec::new();
-    let mut certs = Vec::new();
-    for e in 0..count {
-        let local =
-            LocalIdentity::new(secret.clone(), KeyPair::generate(&mut rng), EndpointId(e), 1);
-        certs.push(*local.certificate());
-        let id = net.nodes.len();
-        ids.push(net.add(Box::new(AgentNode::with_identity(
-            local,
-            seed + u64::from(e) + 1,
-            id,
-            book,
-            AgentConfig::default(),
-        ))));
-    }
-    let addresses: Vec<_> = ids.iter().map(|&i| book.address(i)).collect();
-    let card = ContactCard::issue(&secret, "several", &certs, &addresses).expect("card");
-    (ids, card)
 }
 
 /// Runs the network up to exactly `at` (a no-op script on `node` makes `at`

@@ -13,13 +13,14 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
+use peercollab_tests::vectors::check_generated_document;
+
 use peercollab_core::invite::table::{
     self, INVITEE, INVITER, InviteeAction, InviteeEvent, InviteeState, InviterAction, InviterEvent,
     InviterState, Row, Verdict,
 };
 
 const DOCUMENT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../spec/state-machine.md");
-const REGENERATE_ENV: &str = "PEERCOLLAB_REGENERATE_SPEC";
 const REGENERATE_COMMAND: &str =
     "PEERCOLLAB_REGENERATE_SPEC=1 cargo test -p peercollab-tests --test spec_state_machine";
 
@@ -260,47 +261,13 @@ fn document() -> String {
     out
 }
 
-/// The first line where `want` and `got` differ, for the failure message.
-fn first_difference(want: &str, got: &str) -> String {
-    let (mut w, mut g) = (want.lines(), got.lines());
-    for n in 1.. {
-        match (w.next(), g.next()) {
-            (None, None) => return "the files differ only in line endings".to_owned(),
-            (a, b) if a == b => {}
-            (a, b) => {
-                return format!(
-                    "first difference at line {n}:\n  committed: {}\n  generated: {}",
-                    a.unwrap_or("<end of file>"),
-                    b.unwrap_or("<end of file>")
-                );
-            }
-        }
-    }
-    unreachable!()
-}
-
 #[test]
 fn state_machine_document_is_generated_from_the_tables() {
-    let path = Path::new(DOCUMENT);
-    let generated = document();
-    if std::env::var(REGENERATE_ENV).is_ok_and(|v| v == "1") {
-        // Written aside and renamed, so a test reading the file in parallel
-        // sees the old or the new file, never half of one.
-        let tmp = path.with_extension("md.tmp");
-        std::fs::write(&tmp, &generated).expect("write the state-machine document");
-        std::fs::rename(&tmp, path).expect("rename the state-machine document");
-        eprintln!("wrote {}", path.display());
-    }
-    let committed = std::fs::read_to_string(path).unwrap_or_else(|e| {
-        panic!("cannot read {} ({e}); generate it with `{REGENERATE_COMMAND}`", path.display())
-    });
-    assert!(
-        committed == generated,
-        "{} is not what core/src/invite/table.rs renders; {}\n\
-         The file is generated: do not edit it by hand. If the tables changed on purpose, \
-         regenerate it with\n    {REGENERATE_COMMAND}\nand commit it.",
-        path.display(),
-        first_difference(&committed, &generated),
+    check_generated_document(
+        Path::new(DOCUMENT),
+        &document(),
+        "core/src/invite/table.rs",
+        REGENERATE_COMMAND,
     );
 }
 
