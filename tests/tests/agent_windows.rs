@@ -1107,7 +1107,7 @@ fn getters_borrow_from_the_agent_and_launch_info_stays_readable_until_release() 
     assert_eq!(nb.agent.buffers_free(), buffers - 1);
     nb.agent.release(second).unwrap();
     assert_eq!(nb.agent.buffers_free(), buffers);
-    assert_eq!(nb.agent.launch_info(second).err(), Some(AgentError::NoLaunchInfo));
+    assert_eq!(nb.agent.launch_info(second).err(), Some(AgentError::UnknownIncoming));
     assert_eq!(nb.agent.invitations_in_use(), 1, "still lingering");
     settle(&mut net, 600);
     let nb = nd(&net, b);

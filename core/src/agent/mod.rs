@@ -517,6 +517,8 @@ struct IncomingLeg {
     ephemeral: [u8; DH_LEN],
     /// It was presented (and so reported).
     presented: bool,
+    /// Its launch information was released.
+    released: bool,
 }
 
 // Without a heap there is nothing to box; a leg is dominated by its
@@ -1231,6 +1233,10 @@ impl<const C: usize, const A: usize, const I: usize, const B: usize, const R: us
     fn incoming_leg(&self, id: IncomingId) -> Result<(&Leg, &IncomingLeg), AgentError> {
         match self.legs.get(id.0) {
             Some(leg) => match &leg.role {
+                // Released: the application is done with it, and its id
+                // names nothing any more (the invitation may still be
+                // lingering to answer duplicates).
+                LegRole::Incoming(inc) if inc.released => Err(AgentError::UnknownIncoming),
                 LegRole::Incoming(inc) => Ok((leg, inc)),
                 LegRole::Outgoing { .. } => Err(AgentError::UnknownIncoming),
             },
@@ -1271,12 +1277,17 @@ impl<const C: usize, const A: usize, const I: usize, const B: usize, const R: us
         reason: &str,
     ) -> Result<(), AgentError> {
         self.incoming_leg(id)?;
-        let now = self.clock(now);
+        // The clock moves only if the command has an effect.
+        let now = now.max(self.last_now);
         let leg = self.legs.get_mut(id.0).ok_or(AgentError::UnknownIncoming)?;
         let answered = leg.invitation.respond(now, answer, reason);
         // Refused at the expiry, the invitation expired instead: its
-        // Final(Expired) is this command's effect.
-        self.touch(now, id.0.index);
+        // Final(Expired) is this command's effect. Any other refusal
+        // changed nothing.
+        if matches!(answered, Ok(()) | Err(InviteError::Ended)) {
+            self.clock(now);
+            self.touch(now, id.0.index);
+        }
         Ok(answered?)
     }
 
@@ -1290,8 +1301,9 @@ impl<const C: usize, const A: usize, const I: usize, const B: usize, const R: us
         self.incoming(id)
     }
 
-    /// Releases an accepted invitation's launch information: its buffer and
-    /// slot are freed (once the invitation has finished lingering).
+    /// Releases an accepted invitation's launch information: its buffer is
+    /// freed at once, its slot once the invitation has finished lingering;
+    /// the id names nothing from now on (`UnknownIncoming`).
     pub fn release(&mut self, id: IncomingId) -> Result<(), AgentError> {
         let (_, inc) = self.incoming_leg(id)?;
         if inc.launch.is_none() {
@@ -1301,6 +1313,7 @@ impl<const C: usize, const A: usize, const I: usize, const B: usize, const R: us
             && let LegRole::Incoming(inc) = &mut leg.role
             && let Some(body) = inc.launch.take()
         {
+            inc.released = true;
             body.release(&mut self.pool);
         }
         self.try_free_leg(id.0.index);
@@ -1473,6 +1486,7 @@ impl<const C: usize, const A: usize, const I: usize, const B: usize, const R: us
                 inviter,
                 ephemeral,
                 presented: false,
+                released: false,
             }),
             pending: 0,
             identity_checked: inviter.is_some(),
