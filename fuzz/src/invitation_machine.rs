@@ -703,8 +703,9 @@ struct FuzzScreen {
 }
 
 impl Screen for FuzzScreen {
-    fn screen(&mut self, peer: &Certificate, app: AppId) -> Admission {
+    fn screen(&mut self, peer: &Certificate, app: AppId, id: InviteId) -> Admission {
         self.calls += 1;
+        assert_eq!(id, INVITE_ID, "screened another invitation");
         assert_eq!(self.calls, 1, "an invitation was screened twice");
         assert_eq!(*peer.identity(), cast().alice.identity(), "screened another peer");
         assert_eq!(app, APP_ID, "screened another application");
