@@ -21,6 +21,10 @@ use peercollab_core::mac::{MacKey, XX_MAC1_KEY_MATERIAL};
 use peercollab_core::noise::{HandshakePattern, HandshakeState, Role, hash};
 use peercollab_core::session::{Failure, SessionEvent};
 use peercollab_core::wire::{self, Frame, FrameType, Initiation, MAC_LEN, tlv};
+use peercollab_fuzz::agent_network::{
+    self as network, ALICE, BOB0, BOB1, CARD_ALICE, CARD_BOB, CARD_BOB_NEWER, InviteSpec, NOWHERE,
+    NameSpec, Relation, away, home,
+};
 use peercollab_fuzz::handshake_responder::{self as hr, Mutation, Op, Policy, Source, start};
 use peercollab_fuzz::invitation_machine::{
     self as machine, AnswerSpec, Body, Expiry, Side, Verdict,
@@ -908,6 +912,423 @@ fn invitation_machine() {
     assert!(r.dropped[0] >= 4 && r.dropped[1] >= 4 && r.unrouted >= 2, "{r:?}");
 }
 
+/// Writes an `agent_network` seed after checking that it decodes to its
+/// config and operations; returns what the run did.
+fn an_seed(name: &str, config: network::Config, ops: &[network::Op]) -> network::Report {
+    let seed = network::encode(config, ops);
+    assert_eq!(network::decode(&seed), (config, ops.to_vec()), "seed {name} does not decode back");
+    let report = network::run_report(&seed);
+    write("agent_network", name, &seed);
+    report
+}
+
+/// Each agent of `agents`, in turn, sends everything it has, all of it
+/// delivered in order; `rounds` times.
+fn an_rounds(agents: &[u8], rounds: usize) -> Vec<network::Op> {
+    use network::Op as N;
+    (0..rounds)
+        .flat_map(|_| agents.iter().flat_map(|&agent| [N::Transmit { agent }, N::Flush]))
+        .collect()
+}
+
+fn an_respond(agent: u8, answer: network::AnswerSpec, reason: &str) -> network::Op {
+    network::Op::Respond { agent, incoming: 0, answer, reason: reason.as_bytes().to_vec() }
+}
+
+/// Alice invites her contact Bob (her first contact) at the endpoints
+/// given as `(endpoint, address index)`.
+fn an_invite_bob(targets: &[(u8, u8)], request: u8, options: InviteSpec) -> network::Op {
+    network::Op::InviteContact {
+        agent: ALICE,
+        contact: 0,
+        targets: targets.to_vec(),
+        request,
+        options,
+    }
+}
+
+/// Seeds for `agent_network`: contact invitations accepted, declined and
+/// cancelled, an endpoint invitation, roaming, several endpoints at once,
+/// the policy table's silences and refusals, every command refused, and a
+/// hostile network.
+fn agent_network() {
+    use network::{AnswerSpec as A, Op as N, Source};
+    use peercollab_core::agent::{AgentError, Event, Policy, Trust};
+    use peercollab_core::invite::InviteError;
+    let config = network::Config::default();
+    let bob0 = [(0, home(BOB0))];
+    let linger = || [N::Advance { ms: 40_000 }];
+
+    // A contact invitation (IK, Alice to Bob's endpoint 0), accepted; the
+    // launch information read and released.
+    let mut ops = vec![an_invite_bob(&bob0, 0, InviteSpec::KEEP)];
+    ops.extend(an_rounds(&[ALICE, BOB0], 3));
+    ops.push(an_respond(BOB0, A::Accept, "see you there"));
+    ops.extend(an_rounds(&[BOB0, ALICE], 2));
+    ops.extend(linger());
+    ops.extend([
+        N::LaunchInfo { agent: BOB0, incoming: 0, view: true },
+        N::LaunchInfo { agent: BOB0, incoming: 0, view: false },
+        N::Response { agent: ALICE, handle: 0 },
+        N::Release { agent: BOB0, incoming: 0 },
+        N::Close { agent: ALICE, handle: 0 },
+    ]);
+    let r = an_seed("contact_accepted", config, &ops);
+    assert_eq!(r.responded(ALICE), [Outcome::Accepted], "{r:#?}");
+    assert_eq!(r.incoming_ended(BOB0), [Outcome::Accepted], "{r:#?}");
+    assert_eq!(r.count(ALICE, |e| matches!(e, Event::Ringing(_))), 1, "{r:#?}");
+    assert_eq!(r.results(BOB0, "launch_info"), [Ok(())]);
+    assert_eq!(r.results(BOB0, "release"), [Ok(())]);
+    assert_eq!(r.results(ALICE, "close"), [Ok(())]);
+
+    // Declined with a reason, by a known contact's endpoint; no launch
+    // information.
+    let mut ops = vec![an_invite_bob(&bob0, 2, InviteSpec::KEEP)];
+    ops.extend(an_rounds(&[ALICE, BOB0], 3));
+    ops.push(an_respond(BOB0, A::Decline, "not today"));
+    ops.extend(an_rounds(&[BOB0, ALICE], 2));
+    ops.extend([N::LaunchInfo { agent: BOB0, incoming: 0, view: false }]);
+    let known = network::Config {
+        relations: [Relation::Known, Relation::Known, Relation::Stranger],
+        ..config
+    };
+    let r = an_seed("contact_declined", known, &ops);
+    assert_eq!(r.responded(ALICE), [Outcome::Declined], "{r:#?}");
+    assert_eq!(r.incoming_ended(BOB0), [Outcome::Declined], "{r:#?}");
+    assert_eq!(r.results(BOB0, "launch_info"), [Err(AgentError::NoLaunchInfo)]);
+
+    // Cancelled while ringing; a second cancel has no effect; closed.
+    let mut ops = vec![an_invite_bob(&bob0, 0, InviteSpec::KEEP)];
+    ops.extend(an_rounds(&[ALICE, BOB0], 3));
+    ops.extend([N::Cancel { agent: ALICE, handle: 0 }, N::Cancel { agent: ALICE, handle: 0 }]);
+    ops.extend(an_rounds(&[ALICE, BOB0], 2));
+    ops.extend([N::Close { agent: ALICE, handle: 0 }, N::Cancel { agent: ALICE, handle: 0 }]);
+    let r = an_seed("contact_cancelled", config, &ops);
+    let cancelled = Outcome::Cancelled(CancelReason::ByUser);
+    assert_eq!(r.responded(ALICE), [cancelled], "{r:#?}");
+    assert_eq!(r.incoming_ended(BOB0), [cancelled], "{r:#?}");
+    assert_eq!(
+        r.cancels,
+        [Ok(CancelEffect::Withdrawing), Ok(CancelEffect::NoEffect), Err(AgentError::UnknownHandle)]
+    );
+
+    // An answer given after the expiry, before the timer ran (late timers):
+    // refused, the invitation expires at once.
+    let mut ops = vec![an_invite_bob(&bob0, 0, InviteSpec::KEEP)];
+    ops.extend(an_rounds(&[ALICE, BOB0], 3));
+    ops.extend([N::Skew { ms: 300_000 }, an_respond(BOB0, A::Accept, "too late")]);
+    ops.extend(an_rounds(&[BOB0, ALICE], 2));
+    let r = an_seed("late_answer", config, &ops);
+    assert_eq!(
+        r.results(BOB0, "respond"),
+        [Err(AgentError::Invitation(InviteError::Ended))],
+        "{r:#?}"
+    );
+    assert_eq!(r.late_answers, 1, "{r:#?}");
+    assert_eq!(r.responded(ALICE), [Outcome::Expired], "{r:#?}");
+    assert_eq!(r.incoming_ended(BOB0), [Outcome::Expired], "{r:#?}");
+
+    // An endpoint invitation (XX) to Bob's endpoint 1 expecting Bob's
+    // identity, two fragments, accepted; Alice, who pinned serial 1 of that
+    // endpoint, learns serial 2.
+    let expect_bob = InviteSpec { expect: 2, ..InviteSpec::KEEP };
+    let mut ops =
+        vec![N::InviteEndpoint { agent: ALICE, to: home(BOB1), request: 2, options: expect_bob }];
+    ops.extend(an_rounds(&[ALICE, BOB1], 4));
+    ops.push(an_respond(BOB1, A::Accept, ""));
+    ops.extend(an_rounds(&[BOB1, ALICE], 2));
+    let r = an_seed("endpoint_accepted", config, &ops);
+    assert_eq!(r.responded(ALICE), [Outcome::Accepted], "{r:#?}");
+    assert_eq!(r.incoming_ended(BOB1), [Outcome::Accepted], "{r:#?}");
+    assert_eq!(r.count(ALICE, |e| matches!(e, Event::ContactUpdated { .. })), 1, "{r:#?}");
+
+    // An endpoint invitation without a handle, from a stranger to a
+    // stranger: busy.
+    let discard = InviteSpec { discard: true, ..InviteSpec::KEEP };
+    let mut ops =
+        vec![N::InviteEndpoint { agent: BOB0, to: home(ALICE), request: 1, options: discard }];
+    ops.extend(an_rounds(&[BOB0, ALICE], 3));
+    ops.push(an_respond(ALICE, A::Busy(60_000), "in a meeting"));
+    ops.extend(an_rounds(&[ALICE, BOB0], 2));
+    let strangers = network::Config { relations: [Relation::Stranger; 3], ..config };
+    let r = an_seed("endpoint_discarded_busy", strangers, &ops);
+    assert!(r.events.iter().all(|(a, _)| *a == ALICE), "no event for a discarded handle: {r:#?}");
+    assert_eq!(
+        r.incoming_ended(ALICE),
+        [Outcome::Busy { retry_after: peercollab_core::Duration::from_secs(60) }],
+        "{r:#?}"
+    );
+
+    // Roaming: Bob's endpoint 0 answers from its other address; Alice
+    // follows it there.
+    let roam = |pick| N::Deliver {
+        pick,
+        keep: false,
+        reflect: false,
+        source: Source::Away,
+        mutation: machine::Mutation::None,
+    };
+    let mut ops = vec![an_invite_bob(&bob0, 0, InviteSpec::KEEP)];
+    ops.extend(an_rounds(&[ALICE], 1));
+    ops.extend([N::Transmit { agent: BOB0 }, roam(0)]);
+    ops.extend(an_rounds(&[ALICE], 1));
+    ops.extend([N::Transmit { agent: BOB0 }, roam(0), N::Flush]);
+    ops.extend(an_rounds(&[ALICE, BOB0], 2));
+    ops.push(an_respond(BOB0, A::Accept, "moving"));
+    ops.extend([N::Transmit { agent: BOB0 }, roam(0), N::Flush]);
+    ops.extend(an_rounds(&[ALICE, BOB0], 2));
+    let r = an_seed("roaming", config, &ops);
+    assert_eq!(r.responded(ALICE), [Outcome::Accepted], "{r:#?}");
+    assert!(r.stats[usize::from(ALICE)].roamed >= 1, "{r:#?}");
+
+    // Several endpoints at once: Bob's endpoint 1 accepts, endpoint 0 is
+    // told "answered elsewhere", endpoint 2 (nobody) never answers.
+    let all_bobs = [(0, home(BOB0)), (1, home(BOB1)), (2, NOWHERE)];
+    let mut ops = vec![an_invite_bob(&all_bobs, 1, InviteSpec::KEEP)];
+    ops.extend(an_rounds(&[ALICE, BOB0, BOB1], 3));
+    ops.push(an_respond(BOB1, A::Accept, "on my phone"));
+    ops.extend(an_rounds(&[BOB1, ALICE, BOB0], 3));
+    let r = an_seed("several_endpoints", config, &ops);
+    assert_eq!(r.responded(ALICE), [Outcome::Accepted], "{r:#?}");
+    assert_eq!(r.incoming_ended(BOB1), [Outcome::Accepted], "{r:#?}");
+    assert_eq!(
+        r.incoming_ended(BOB0),
+        [Outcome::Cancelled(CancelReason::AnsweredElsewhere)],
+        "{r:#?}"
+    );
+    assert_eq!(r.count(ALICE, |e| matches!(e, Event::ContactUpdated { .. })), 1, "{r:#?}");
+
+    // The policy table: trusted only, Alice a stranger: an IK invitation
+    // is met with silence; Alice known: NotAccepted (XX); the application
+    // unregistered (and the policy Anyone): NotRegistered; registered with
+    // its own policy Anyone, the global one Nobody: accepted.
+    let policy = network::Config {
+        relations: [Relation::Trusted, Relation::Stranger, Relation::Known],
+        registered: true,
+        trusted_only: true,
+    };
+    let mut ops = vec![an_invite_bob(&bob0, 0, InviteSpec::KEEP)];
+    ops.extend(an_rounds(&[ALICE, BOB0], 3));
+    ops.extend([
+        N::Advance { ms: 70_000 },
+        N::InviteEndpoint { agent: ALICE, to: home(BOB1), request: 0, options: InviteSpec::KEEP },
+    ]);
+    ops.extend(an_rounds(&[ALICE, BOB1], 4));
+    ops.extend([
+        N::Unregister { agent: BOB1, app: 0 },
+        N::SetPolicy { agent: BOB1, policy: Policy::Anyone },
+        N::InviteContact {
+            agent: ALICE,
+            contact: 0,
+            targets: vec![(1, home(BOB1))],
+            request: 0,
+            options: InviteSpec::KEEP,
+        },
+    ]);
+    ops.extend(an_rounds(&[ALICE, BOB1], 4));
+    ops.extend([
+        N::Register { agent: BOB1, app: 0, name: NameSpec::Good, policy: Some(Policy::Anyone) },
+        N::SetPolicy { agent: BOB1, policy: Policy::Nobody },
+        N::InviteContact {
+            agent: ALICE,
+            contact: 0,
+            targets: vec![(1, home(BOB1))],
+            request: 0,
+            options: InviteSpec::KEEP,
+        },
+    ]);
+    ops.extend(an_rounds(&[ALICE, BOB1], 3));
+    ops.push(an_respond(BOB1, A::Accept, ""));
+    ops.extend(an_rounds(&[BOB1, ALICE], 2));
+    let r = an_seed("policy", policy, &ops);
+    assert_eq!(
+        r.responded(ALICE),
+        [Outcome::Unreachable, Outcome::NotAccepted, Outcome::NotRegistered, Outcome::Accepted],
+        "{r:#?}"
+    );
+
+    // Every command refused: bad targets, requests and expiries, stale
+    // handles, full tables, own and duplicate cards, bad names, too many
+    // addresses, unknown endpoints and applications.
+    let t = |targets: Vec<(u8, u8)>, request, options| N::InviteContact {
+        agent: ALICE,
+        contact: 0,
+        targets,
+        request,
+        options,
+    };
+    let too_long = InviteSpec { expiry: 4, ..InviteSpec::KEEP };
+    let ops = vec![
+        t(vec![], 0, InviteSpec::KEEP),
+        t(vec![(0, home(BOB0)), (0, home(BOB1))], 0, InviteSpec::KEEP),
+        t(vec![(3, home(BOB0))], 0, InviteSpec::KEEP),
+        t(vec![(0, 1), (1, 2), (2, 6), (3, 0), (0, 3)], 0, InviteSpec::KEEP),
+        t(vec![(0, home(BOB0))], 4, InviteSpec::KEEP),
+        t(vec![(0, home(BOB0))], 5, InviteSpec::KEEP),
+        t(vec![(0, home(BOB0))], 0, too_long),
+        N::AddContact { agent: ALICE, card: CARD_ALICE, trusted: true },
+        N::AddContact { agent: ALICE, card: CARD_BOB, trusted: true },
+        N::AddContact { agent: BOB0, card: CARD_BOB, trusted: true },
+        N::AddContact { agent: ALICE, card: 4, trusted: false },
+        N::AddContact { agent: ALICE, card: 5, trusted: false },
+        N::AddContact { agent: ALICE, card: 2, trusted: false },
+        N::UpdateContact {
+            agent: ALICE,
+            contact: 0,
+            name: Some(NameSpec::Empty),
+            trust: Some(Trust::Known),
+            addresses: None,
+        },
+        N::UpdateContact {
+            agent: ALICE,
+            contact: 0,
+            name: Some(NameSpec::TooLong),
+            trust: None,
+            addresses: None,
+        },
+        N::UpdateContact {
+            agent: ALICE,
+            contact: 0,
+            name: None,
+            trust: Some(Trust::Known),
+            addresses: Some(5),
+        },
+        N::UpdateContact {
+            agent: ALICE,
+            contact: 0,
+            name: Some(NameSpec::Good),
+            trust: Some(Trust::Known),
+            addresses: Some(2),
+        },
+        N::RevokeEndpoint { agent: ALICE, contact: 0, endpoint: 3 },
+        N::RefreshContact { agent: ALICE, contact: 0, card: 2 },
+        N::RefreshContact { agent: ALICE, contact: 0, card: CARD_BOB_NEWER },
+        N::Unregister { agent: ALICE, app: 1 },
+        N::Register { agent: ALICE, app: 1, name: NameSpec::Empty, policy: None },
+        N::Register { agent: ALICE, app: 1, name: NameSpec::TooLong, policy: None },
+        N::Register { agent: ALICE, app: 1, name: NameSpec::Good, policy: Some(Policy::Nobody) },
+        N::Register { agent: ALICE, app: 2, name: NameSpec::Good, policy: None },
+        N::Register { agent: ALICE, app: 3, name: NameSpec::Good, policy: None },
+        N::Register { agent: ALICE, app: 4, name: NameSpec::Good, policy: None },
+        N::SetPolicy { agent: ALICE, policy: Policy::Nobody },
+        // Two buffers: the third invitation with a body is refused; four
+        // slots: the fifth endpoint is.
+        t(vec![(0, home(BOB0)), (1, home(BOB1))], 0, InviteSpec::KEEP),
+        t(vec![(0, home(BOB0))], 0, InviteSpec::KEEP),
+        t(vec![(0, home(BOB0)), (1, home(BOB1))], 1, InviteSpec::KEEP),
+        t(vec![(2, NOWHERE)], 1, InviteSpec::KEEP),
+        N::Close { agent: ALICE, handle: 0 },
+        N::Close { agent: ALICE, handle: 0 },
+        N::Cancel { agent: ALICE, handle: 0 },
+        N::Response { agent: ALICE, handle: 0 },
+        N::Respond { agent: BOB0, incoming: 0, answer: A::Accept, reason: Vec::new() },
+        N::Release { agent: BOB0, incoming: 0 },
+        N::RemoveContact { agent: ALICE, contact: 0 },
+        N::RemoveContact { agent: ALICE, contact: 0 },
+        N::RevokeEndpoint { agent: ALICE, contact: 0, endpoint: 0 },
+    ];
+    let crowded = network::Config { relations: [Relation::Crowded; 3], ..config };
+    let r = an_seed("refused_commands", crowded, &ops);
+    assert_eq!(
+        r.results(ALICE, "refresh_contact"),
+        [Err(AgentError::WrongIdentity), Ok(())],
+        "{r:#?}"
+    );
+    let mut invites = r.results(ALICE, "invite_contact");
+    assert!(
+        matches!(invites.remove(4), Err(AgentError::Invitation(InviteError::BadMessage(_)))),
+        "{r:#?}"
+    );
+    assert_eq!(
+        invites,
+        [
+            Err(AgentError::NoTargets),
+            Err(AgentError::DuplicateEndpoint),
+            Err(AgentError::UnknownEndpoint),
+            Err(AgentError::TooManyTargets),
+            Err(AgentError::Invitation(InviteError::DataTooLarge)),
+            Err(AgentError::Invitation(InviteError::DurationTooLong)),
+            Ok(()),
+            Err(AgentError::Invitation(InviteError::PoolFull)),
+            Ok(()),
+            Err(AgentError::InvitationsFull),
+        ],
+        "{r:#?}"
+    );
+    let added = r.results(ALICE, "add_contact");
+    assert!(
+        matches!(
+            added[..],
+            [
+                Err(AgentError::OwnIdentity),
+                Err(AgentError::AlreadyExists(_)),
+                Ok(()),
+                Err(AgentError::ContactsFull),
+                Err(AgentError::AlreadyExists(_)),
+            ]
+        ),
+        "{added:?}"
+    );
+
+    // A hostile network around an accepted invitation: corrupted,
+    // truncated, reflected, spoofed and invented datagrams, time backwards,
+    // then the end of time.
+    use machine::Mutation as M;
+    let hostile = |ops: &mut Vec<N>| {
+        ops.extend([
+            N::Deliver {
+                pick: 0,
+                keep: true,
+                reflect: false,
+                source: Source::Sender,
+                mutation: M::Flip { at: 40, xor: 1 },
+            },
+            N::Deliver {
+                pick: 0,
+                keep: true,
+                reflect: false,
+                source: Source::Sender,
+                mutation: M::Truncate { len: 30 },
+            },
+            N::Deliver {
+                pick: 0,
+                keep: true,
+                reflect: true,
+                source: Source::Sender,
+                mutation: M::None,
+            },
+            N::Deliver {
+                pick: 0,
+                keep: true,
+                reflect: false,
+                source: Source::Nowhere,
+                mutation: M::Flip { at: 3, xor: 0x80 },
+            },
+            N::Inject {
+                to: BOB0,
+                from: away(ALICE),
+                bytes: vec![4, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0],
+            },
+            N::Inject { to: ALICE, from: NOWHERE, bytes: vec![0x5a; 64] },
+        ]);
+    };
+    let mut ops = vec![an_invite_bob(&bob0, 0, InviteSpec::KEEP), N::Transmit { agent: ALICE }];
+    for agent in [BOB0, ALICE, BOB0, ALICE] {
+        hostile(&mut ops);
+        ops.extend([N::Flush, N::Transmit { agent }]);
+    }
+    ops.push(N::Advance { ms: -5_000 });
+    hostile(&mut ops);
+    ops.extend([N::Flush, an_respond(BOB0, A::Accept, "ok"), N::Transmit { agent: BOB0 }]);
+    hostile(&mut ops);
+    ops.extend([N::Flush, N::Transmit { agent: ALICE }]);
+    hostile(&mut ops);
+    ops.extend([N::Flush, N::Jump { at: u64::MAX }, N::Transmit { agent: BOB0 }, N::Flush]);
+    let r = an_seed("hostile_network", config, &ops);
+    assert_eq!(r.responded(ALICE), [Outcome::Accepted], "{r:#?}");
+    assert!(r.dropped[0] >= 4 && r.dropped[1] >= 4, "{r:#?}");
+}
+
 fn main() {
     noise_responder();
     let transcripts = handshake_responder();
@@ -915,4 +1336,5 @@ fn main() {
     contact_card_parse();
     invite_message();
     invitation_machine();
+    agent_network();
 }

@@ -2,6 +2,7 @@
 //! harness bodies, so the seed-corpus generator (`examples/gen_corpus.rs`)
 //! builds inputs exactly the way the targets read them.
 
+pub mod agent_network;
 pub mod contact_card_parse;
 pub mod frame_decode;
 pub mod framing;
