@@ -1,8 +1,9 @@
 //! Prints the memory an agent takes: `size_of` with the default capacities,
 //! and what one more contact, application, invitation slot, body buffer or
 //! remembered id adds, measured as the difference between two agent types
-//! that differ in that one capacity (so every table, queue and index a slot
-//! needs is counted, not only its record).
+//! that differ in that one capacity by 16, divided by 16 (so every table,
+//! queue and index a slot needs is counted, not only its record, and
+//! alignment padding averages out).
 //!
 //! `cargo run --release -p peercollab-tests --example agent_footprint`
 
@@ -14,11 +15,11 @@ use peercollab_core::session::Session;
 
 fn main() {
     let default = size_of::<Agent>();
-    let per_contact = size_of::<Agent<33, 64, 16, 4, 128>>() - default;
-    let per_app = size_of::<Agent<32, 65, 16, 4, 128>>() - default;
-    let per_invitation = size_of::<Agent<32, 64, 17, 4, 128>>() - default;
-    let per_buffer = size_of::<Agent<32, 64, 16, 5, 128>>() - default;
-    let per_id = size_of::<Agent<32, 64, 16, 4, 129>>() - default;
+    let per_contact = (size_of::<Agent<48, 64, 16, 4, 128>>() - default) / 16;
+    let per_app = (size_of::<Agent<32, 80, 16, 4, 128>>() - default) / 16;
+    let per_invitation = (size_of::<Agent<32, 64, 32, 4, 128>>() - default) / 16;
+    let per_buffer = (size_of::<Agent<32, 64, 16, 20, 128>>() - default) / 16;
+    let per_id = (size_of::<Agent<32, 64, 16, 4, 144>>() - default) / 16;
     let smallest = size_of::<Agent<1, 1, 1, 0, 1>>();
     println!(
         "agent, default capacities (32 contacts, 64 applications, 16 invitation slots, 4 body buffers, 128 remembered ids): {default} bytes"
