@@ -5,8 +5,10 @@
 //! to a new address (roaming, a NAT rebinding) is one call. The user at
 //! each agent is a script: how it answers presented invitations
 //! ([`AgentNode::reaction`]) and arbitrary commands at set times
-//! ([`AgentNode::at`]). Everything the agent reports is recorded with its
-//! virtual time, so tests assert on what happened, in order.
+//! ([`AgentNode::at`]), and anything else it does on seeing an event
+//! ([`AgentNode::watch`]). Everything the agent reports is recorded with its
+//! virtual time, so tests assert on what happened, in order. A node runs an
+//! agent of any capacities; by default those of [`TestAgent`].
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
@@ -14,17 +16,18 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::rc::Rc;
 
 use peercollab_core::agent::{
-    Agent, AgentConfig, AgentError, ContactId, Dropped, Event, IncomingId, Target, Trust,
+    Agent, AgentConfig, AgentError, ContactId, Dropped, Event, Handle, IncomingId,
+    InvitationRequest, InviteOptions, Target, Trust,
 };
 use peercollab_core::card::ContactCard;
 use peercollab_core::identity::{Certificate, EndpointId, IdentitySecret, LocalIdentity};
-use peercollab_core::invite::{AppId, Outcome};
+use peercollab_core::invite::{Answer, AppId, Outcome};
 use peercollab_core::noise::KeyPair;
 use peercollab_core::wire::MAX_DATAGRAM;
 use peercollab_core::{Duration, Entropy, HashDrbg, Instant};
 
 use crate::party::Reaction;
-use crate::{Network, Node, NodeId};
+use crate::{Faults, Network, Node, NodeId};
 
 /// The agent the driver runs: 16 contacts, 16 applications, 16 invitation
 /// slots, 4 body buffers, 64 remembered ids.
@@ -71,7 +74,11 @@ impl AddressBook {
     }
 }
 
-type Script = Box<dyn FnOnce(&mut AgentNode, Instant)>;
+type Script<const C: usize, const A: usize, const I: usize, const B: usize, const R: usize> =
+    Box<dyn FnOnce(&mut AgentNode<C, A, I, B, R>, Instant)>;
+
+type Watcher<const C: usize, const A: usize, const I: usize, const B: usize, const R: usize> =
+    Box<dyn FnMut(&mut AgentNode<C, A, I, B, R>, Instant, Event)>;
 
 /// An owned copy of a presented invitation or its launch information.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -92,10 +99,17 @@ pub struct Seen {
     pub data: Vec<u8>,
 }
 
-/// One agent as a network node, with a scripted user.
-pub struct AgentNode {
+/// One agent as a network node, with a scripted user. The capacities are
+/// the agent's (`Agent<C, A, I, B, R>`); by default those of [`TestAgent`].
+pub struct AgentNode<
+    const C: usize = 16,
+    const A: usize = 16,
+    const I: usize = 16,
+    const B: usize = 4,
+    const R: usize = 64,
+> {
     /// The agent.
-    pub agent: Box<TestAgent>,
+    pub agent: Box<Agent<C, A, I, B, R>>,
     /// This node's id in the network.
     pub id: NodeId,
     /// The shared address book.
@@ -114,12 +128,13 @@ pub struct AgentNode {
     pub presented: Vec<Seen>,
     /// Results of the user's answers.
     pub answers: Vec<(IncomingId, Result<(), AgentError>)>,
-    scripts: BTreeMap<(Instant, u64), Script>,
+    scripts: BTreeMap<(Instant, u64), Script<C, A, I, B, R>>,
     script_seq: u64,
+    watcher: Option<Watcher<C, A, I, B, R>>,
 }
 
 impl AgentNode {
-    /// An agent with an identity from `seed`, at node `id` (placed in
+    /// A [`TestAgent`] with an identity from `seed`, at node `id` (placed in
     /// `book` at its default address), accepting at once.
     #[must_use]
     pub fn new(seed: u64, id: NodeId, book: &AddressBook, config: AgentConfig) -> Self {
@@ -128,7 +143,7 @@ impl AgentNode {
         Self::with_identity(local, seed, id, book, config)
     }
 
-    /// An agent for `local`, its entropy seeded from `seed`.
+    /// A [`TestAgent`] for `local`, its entropy seeded from `seed`.
     #[must_use]
     pub fn with_identity(
         local: LocalIdentity,
@@ -140,11 +155,29 @@ impl AgentNode {
         let mut rng = HashDrbg::from_u64(seed ^ 0x6167_656e_7400);
         let mut agent_seed = [0u8; 32];
         rng.fill_bytes(&mut agent_seed);
+        Self::with_agent_seed(local, agent_seed, id, book, config)
+    }
+}
+
+impl<const C: usize, const A: usize, const I: usize, const B: usize, const R: usize>
+    AgentNode<C, A, I, B, R>
+{
+    /// An agent of these capacities for `local`, seeded with `agent_seed`,
+    /// at node `id` (placed in `book` at its default address unless someone
+    /// is there), accepting at once.
+    #[must_use]
+    pub fn with_agent_seed(
+        local: LocalIdentity,
+        agent_seed: [u8; 32],
+        id: NodeId,
+        book: &AddressBook,
+        config: AgentConfig,
+    ) -> Self {
         if book.node(AddressBook::default_address(id)).is_none() {
             book.set(id, AddressBook::default_address(id));
         }
         AgentNode {
-            agent: Box::new(TestAgent::new(local, config, agent_seed)),
+            agent: Box::new(Agent::new(local, config, agent_seed)),
             id,
             book: book.clone(),
             events: Vec::new(),
@@ -153,13 +186,14 @@ impl AgentNode {
             unroutable: 0,
             reaction: Reaction::Answer {
                 after: Duration::ZERO,
-                answer: peercollab_core::invite::Answer::Accept,
+                answer: Answer::Accept,
                 reason: String::new(),
             },
             presented: Vec::new(),
             answers: Vec::new(),
             scripts: BTreeMap::new(),
             script_seq: 0,
+            watcher: None,
         }
     }
 
@@ -178,14 +212,22 @@ impl AgentNode {
 
     /// Runs `script` at virtual time `at` (or at once if `at` has passed,
     /// at the next step).
-    pub fn at(&mut self, at: Instant, script: impl FnOnce(&mut AgentNode, Instant) + 'static) {
+    pub fn at(&mut self, at: Instant, script: impl FnOnce(&mut Self, Instant) + 'static) {
         self.script_seq += 1;
         self.scripts.insert((at, self.script_seq), Box::new(script));
     }
 
+    /// Calls `watcher` with every event, as it is polled, after the node
+    /// recorded it and the [`reaction`](Self::reaction) answered it (it
+    /// replaces any earlier watcher): a user whom a [`Reaction`] does not
+    /// describe.
+    pub fn watch(&mut self, watcher: impl FnMut(&mut Self, Instant, Event) + 'static) {
+        self.watcher = Some(Box::new(watcher));
+    }
+
     /// The outcome reported for `handle`'s invitation, if any.
     #[must_use]
-    pub fn responded(&self, handle: peercollab_core::agent::Handle) -> Vec<Outcome> {
+    pub fn responded(&self, handle: Handle) -> Vec<Outcome> {
         self.events
             .iter()
             .filter_map(|(_, e)| match e {
@@ -210,6 +252,12 @@ impl AgentNode {
     /// Events matching `f`.
     pub fn count(&self, f: impl Fn(&Event) -> bool) -> usize {
         self.events.iter().filter(|(_, e)| f(e)).count()
+    }
+
+    /// How many invitations were presented ([`Event::Invited`]).
+    #[must_use]
+    pub fn invited(&self) -> usize {
+        self.count(|e| matches!(e, Event::Invited(_)))
     }
 
     fn drain_events(&mut self, now: Instant) {
@@ -241,6 +289,10 @@ impl AgentNode {
                     Reaction::Ignore => {}
                 }
             }
+            if let Some(mut watcher) = self.watcher.take() {
+                watcher(self, now, e);
+                self.watcher.get_or_insert(watcher);
+            }
         }
     }
 
@@ -256,7 +308,9 @@ impl AgentNode {
     }
 }
 
-impl Node for AgentNode {
+impl<const C: usize, const A: usize, const I: usize, const B: usize, const R: usize> Node
+    for AgentNode<C, A, I, B, R>
+{
     fn handle_datagram(&mut self, now: Instant, from: NodeId, bytes: &[u8]) {
         let from = self.book.address(from);
         if let Err(d) = self.agent.handle_datagram(now, from, bytes) {
@@ -297,6 +351,17 @@ impl Node for AgentNode {
         let scripts = self.scripts.keys().next().map(|k| k.0);
         [self.agent.poll_timeout(), scripts].into_iter().flatten().min()
     }
+}
+
+/// A network of clean 20 ms links whose random choices come from `seed`,
+/// with `n` agents of the default config seeded `agent_seed`,
+/// `agent_seed + 1`, …; returns it, its address book and the agents' ids.
+#[must_use]
+pub fn clean_network(seed: u64, n: usize, agent_seed: u64) -> (Network, AddressBook, Vec<NodeId>) {
+    let book = AddressBook::default();
+    let mut net = Network::new(seed, Faults::clean(20));
+    let ids = add_agents(&mut net, &book, n, agent_seed, AgentConfig::default());
+    (net, book, ids)
 }
 
 /// Adds `n` agent nodes to `net`, seeded `seed`, `seed + 1`, …, all with
@@ -370,6 +435,53 @@ pub fn target_of(net: &Network, node: NodeId) -> Target {
 
 /// The application most tests invite to.
 pub const APP: AppId = AppId(*b"peercollab-test!");
+
+/// The invitation most tests send: [`APP`], a message and data.
+#[must_use]
+pub fn request() -> InvitationRequest<'static> {
+    InvitationRequest { app_id: APP, message: "join me", data: b"port=4000" }
+}
+
+/// Answers `answer` with `reason`, `secs` after the invitation is presented.
+#[must_use]
+pub fn answer_after(secs: u64, answer: Answer, reason: &str) -> Reaction {
+    Reaction::Answer { after: Duration::from_secs(secs), answer, reason: reason.into() }
+}
+
+/// `from` invites whoever is at `to`'s address, now, keeping a handle.
+pub fn invite_endpoint(
+    net: &mut Network,
+    from: NodeId,
+    to: NodeId,
+    invitation: &InvitationRequest<'_>,
+    options: InviteOptions,
+) -> Handle {
+    let now = net.now;
+    let address = net.node::<AgentNode>(to).address();
+    net.node_mut::<AgentNode>(from)
+        .agent
+        .invite_endpoint(now, address, invitation, options)
+        .expect("invite")
+        .expect("handle")
+}
+
+/// `from` invites its contact `contact` at `targets`, now, keeping a
+/// handle.
+pub fn invite_contact(
+    net: &mut Network,
+    from: NodeId,
+    contact: ContactId,
+    targets: &[Target],
+    invitation: &InvitationRequest<'_>,
+    options: InviteOptions,
+) -> Handle {
+    let now = net.now;
+    net.node_mut::<AgentNode>(from)
+        .agent
+        .invite_contact(now, contact, targets, invitation, options)
+        .expect("invite")
+        .expect("handle")
+}
 
 /// Runs `net` until nothing is left to do (at most `secs` of virtual time).
 pub fn settle(net: &mut Network, secs: u64) {

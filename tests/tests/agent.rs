@@ -4,8 +4,8 @@
 //! `agent_policy.rs`; properties: `agent_props.rs`.)
 
 use peercollab_core::agent::{
-    AgentConfig, AgentError, ContactUpdate, Dropped, Event, InvitationRequest, InviteOptions,
-    Status, Target, Trust,
+    AgentConfig, AgentError, ContactId, ContactUpdate, Dropped, Event, Handle, InvitationRequest,
+    InviteOptions, Status, Target, Trust,
 };
 use peercollab_core::card::ContactCard;
 use peercollab_core::identity::{EndpointId, IdentitySecret, LocalIdentity};
@@ -14,34 +14,72 @@ use peercollab_core::noise::KeyPair;
 use peercollab_core::wire::MAX_DATAGRAM;
 use peercollab_core::{Duration, HashDrbg, Instant};
 use peercollab_tests::agents::{
-    APP, AddressBook, AgentNode, add_agents, befriend, one_identity_at, register, settle, target_of,
+    APP, AddressBook, AgentNode, answer_after, befriend, clean_network, invite_contact,
+    invite_endpoint, one_identity_at, register, request, settle, target_of,
 };
 use peercollab_tests::party::Reaction;
-use peercollab_tests::{Faults, Network, NodeId};
+use peercollab_tests::{Network, NodeId};
 
-fn request() -> InvitationRequest<'static> {
-    InvitationRequest { app_id: APP, message: "join me", data: b"port=4000" }
+// ----- helpers ---------------------------------------------------------------
+
+/// Agent A (seeded 10), alone on a clean network seeded `seed`.
+fn agent_a(seed: u64) -> (Network, AddressBook, NodeId) {
+    let (net, book, ids) = clean_network(seed, 1, 10);
+    (net, book, ids[0])
 }
+
+/// Agents A and B (seeded `agent_seed` and the next) on a clean network
+/// seeded `seed`.
+fn two_agents(seed: u64, agent_seed: u64) -> (Network, AddressBook, NodeId, NodeId) {
+    let (net, book, ids) = clean_network(seed, 2, agent_seed);
+    (net, book, ids[0], ids[1])
+}
+
+/// Agents A and B (seeded 10 and 11) on a clean network seeded `seed`; A
+/// holds B's card, trusted, and B runs [`APP`]. Returns B's contact id at A
+/// too.
+fn a_knows_b(seed: u64) -> (Network, AddressBook, NodeId, NodeId, ContactId) {
+    let (mut net, book, a, b) = two_agents(seed, 10);
+    let b_at_a = befriend(&mut net, a, b, Trust::Trusted);
+    register(&mut net, b, APP);
+    (net, book, a, b, b_at_a)
+}
+
+/// Agent A (seeded 10) on a clean network seeded `seed`, and `count`
+/// endpoints of one identity (from `identity_seed`) whose card A holds with
+/// `trust`. Returns A, the endpoints and their contact id at A.
+fn a_and_endpoints(
+    seed: u64,
+    count: u32,
+    identity_seed: u64,
+    trust: Trust,
+) -> (Network, NodeId, Vec<NodeId>, ContactId) {
+    let (mut net, book, a) = agent_a(seed);
+    let (endpoints, card) = one_identity_at(&mut net, &book, count, identity_seed);
+    let contact = net.node_mut::<AgentNode>(a).agent.add_contact(&card, trust).unwrap();
+    (net, a, endpoints, contact)
+}
+
+/// `from` invites its contact `contact` at the nodes `at`, now, with
+/// [`request`] and the default options.
+fn invite(net: &mut Network, from: NodeId, contact: ContactId, at: &[NodeId]) -> Handle {
+    let targets: Vec<Target> = at.iter().map(|&n| target_of(net, n)).collect();
+    invite_contact(net, from, contact, &targets, &request(), InviteOptions::default())
+}
+
+fn invited(net: &Network, node: NodeId) -> usize {
+    net.node::<AgentNode>(node).invited()
+}
+
+// ----- one invitation --------------------------------------------------------
 
 #[test]
 fn contact_invitation_is_accepted_end_to_end() {
-    let book = AddressBook::default();
-    let mut net = Network::new(1, Faults::clean(20));
-    let ids = add_agents(&mut net, &book, 2, 100, AgentConfig::default());
-    let (a, b) = (ids[0], ids[1]);
+    let (mut net, _, a, b) = two_agents(1, 100);
     let b_at_a = befriend(&mut net, a, b, Trust::Trusted);
     befriend(&mut net, b, a, Trust::Trusted);
     register(&mut net, b, APP);
-    let target = Target {
-        endpoint: net.node::<AgentNode>(b).agent.identity().certificate().endpoint(),
-        address: net.node::<AgentNode>(b).address(),
-    };
-    let handle = net
-        .node_mut::<AgentNode>(a)
-        .agent
-        .invite_contact(Instant::ZERO, b_at_a, &[target], &request(), InviteOptions::default())
-        .expect("invite")
-        .expect("handle");
+    let handle = invite(&mut net, a, b_at_a, &[b]);
     settle(&mut net, 120);
     let na = net.node::<AgentNode>(a);
     let nb = net.node::<AgentNode>(b);
@@ -61,41 +99,21 @@ fn contact_invitation_is_accepted_end_to_end() {
     assert!(launch.contact.is_some());
 }
 
-// ----- helpers ---------------------------------------------------------------
-
-fn invited(net: &Network, node: NodeId) -> usize {
-    net.node::<AgentNode>(node).count(|e| matches!(e, Event::Invited(_)))
-}
-
 // ----- several endpoints -----------------------------------------------------
 
 #[test]
 fn several_endpoints_first_accept_wins_and_the_others_end_answered_elsewhere() {
-    let book = AddressBook::default();
-    let mut net = Network::new(2, Faults::clean(20));
-    let a = add_agents(&mut net, &book, 1, 10, AgentConfig::default())[0];
-    let (endpoints, card) = one_identity_at(&mut net, &book, 3, 500);
+    let (mut net, a, endpoints, contact) = a_and_endpoints(2, 3, 500, Trust::Trusted);
     for &e in &endpoints {
         register(&mut net, e, APP);
     }
     // Endpoints 0 and 1 accept at the same instant, so both Accepts are in
     // flight together; endpoint 2 never answers. Exactly one Accept wins.
     for (e, reason) in [(endpoints[0], "zero"), (endpoints[1], "one")] {
-        net.node_mut::<AgentNode>(e).reaction = Reaction::Answer {
-            after: Duration::from_secs(1),
-            answer: Answer::Accept,
-            reason: reason.into(),
-        };
+        net.node_mut::<AgentNode>(e).reaction = answer_after(1, Answer::Accept, reason);
     }
     net.node_mut::<AgentNode>(endpoints[2]).reaction = Reaction::Ignore;
-    let contact = net.node_mut::<AgentNode>(a).agent.add_contact(&card, Trust::Trusted).unwrap();
-    let targets: Vec<Target> = endpoints.iter().map(|&e| target_of(&net, e)).collect();
-    let handle = net
-        .node_mut::<AgentNode>(a)
-        .agent
-        .invite_contact(Instant::ZERO, contact, &targets, &request(), InviteOptions::default())
-        .unwrap()
-        .unwrap();
+    let handle = invite(&mut net, a, contact, &endpoints);
     settle(&mut net, 400);
     let na = net.node::<AgentNode>(a);
     assert_eq!(na.responded(handle), vec![Outcome::Accepted]);
@@ -130,31 +148,14 @@ fn several_endpoints_first_accept_wins_and_the_others_end_answered_elsewhere() {
 
 #[test]
 fn several_endpoints_that_all_refuse_combine_to_declined_before_busy() {
-    let book = AddressBook::default();
-    let mut net = Network::new(3, Faults::clean(20));
-    let a = add_agents(&mut net, &book, 1, 10, AgentConfig::default())[0];
-    let (endpoints, card) = one_identity_at(&mut net, &book, 2, 600);
+    let (mut net, a, endpoints, contact) = a_and_endpoints(3, 2, 600, Trust::Known);
     for &e in &endpoints {
         register(&mut net, e, APP);
     }
-    net.node_mut::<AgentNode>(endpoints[0]).reaction = Reaction::Answer {
-        after: Duration::from_secs(1),
-        answer: Answer::Busy { retry_after: Duration::from_secs(60) },
-        reason: String::new(),
-    };
-    net.node_mut::<AgentNode>(endpoints[1]).reaction = Reaction::Answer {
-        after: Duration::from_secs(3),
-        answer: Answer::Decline,
-        reason: "no".into(),
-    };
-    let contact = net.node_mut::<AgentNode>(a).agent.add_contact(&card, Trust::Known).unwrap();
-    let targets: Vec<Target> = endpoints.iter().map(|&e| target_of(&net, e)).collect();
-    let handle = net
-        .node_mut::<AgentNode>(a)
-        .agent
-        .invite_contact(Instant::ZERO, contact, &targets, &request(), InviteOptions::default())
-        .unwrap()
-        .unwrap();
+    let busy = Answer::Busy { retry_after: Duration::from_secs(60) };
+    net.node_mut::<AgentNode>(endpoints[0]).reaction = answer_after(1, busy, "");
+    net.node_mut::<AgentNode>(endpoints[1]).reaction = answer_after(3, Answer::Decline, "no");
+    let handle = invite(&mut net, a, contact, &endpoints);
     // The Busy alone decides nothing: the outcome waits for every endpoint.
     let busy_done = endpoints[0];
     net.run(1_000_000, Instant::MAX, |n| {
@@ -179,11 +180,7 @@ fn several_endpoints_that_all_refuse_combine_to_declined_before_busy() {
 
 #[test]
 fn contact_invitation_refuses_bad_targets_and_changes_nothing() {
-    let book = AddressBook::default();
-    let mut net = Network::new(4, Faults::clean(20));
-    let a = add_agents(&mut net, &book, 1, 10, AgentConfig::default())[0];
-    let (endpoints, card) = one_identity_at(&mut net, &book, 1, 700);
-    let contact = net.node_mut::<AgentNode>(a).agent.add_contact(&card, Trust::Known).unwrap();
+    let (mut net, a, endpoints, contact) = a_and_endpoints(4, 1, 700, Trust::Known);
     let t = target_of(&net, endpoints[0]);
     let unknown = Target { endpoint: EndpointId(9), ..t };
     let agent = &mut net.node_mut::<AgentNode>(a).agent;
@@ -222,10 +219,7 @@ fn contact_invitation_refuses_bad_targets_and_changes_nothing() {
 
 #[test]
 fn a_newer_certificate_presented_in_band_replaces_the_pinned_one() {
-    let book = AddressBook::default();
-    let mut net = Network::new(5, Faults::clean(20));
-    let ids = add_agents(&mut net, &book, 1, 10, AgentConfig::default());
-    let a = ids[0];
+    let (mut net, book, a) = agent_a(5);
     // B's first endpoint key, then a rotated one (same identity and
     // endpoint, new static key, serial 2) on a fresh node at B's address.
     let mut rng = HashDrbg::from_u64(800);
@@ -239,15 +233,10 @@ fn a_newer_certificate_presented_in_band_replaces_the_pinned_one() {
         net.add(Box::new(AgentNode::with_identity(new, 801, id, &book, AgentConfig::default())));
     register(&mut net, a, APP);
     let b_at_a = net.node_mut::<AgentNode>(a).agent.add_contact(&old_card, Trust::Trusted).unwrap();
-    befriend(&mut net, b, a, Trust::Trusted);
+    let a_at_b = befriend(&mut net, b, a, Trust::Trusted);
     // B (rotated) invites A: A learns the new certificate from the IK
     // initiation and pins it.
-    let a_at_b = net.node::<AgentNode>(b).agent.contacts().next().unwrap().0;
-    let target = target_of(&net, a);
-    net.node_mut::<AgentNode>(b)
-        .agent
-        .invite_contact(Instant::ZERO, a_at_b, &[target], &request(), InviteOptions::default())
-        .unwrap();
+    invite(&mut net, b, a_at_b, &[a]);
     settle(&mut net, 60);
     let na = net.node::<AgentNode>(a);
     assert!(
@@ -259,14 +248,7 @@ fn a_newer_certificate_presented_in_band_replaces_the_pinned_one() {
     assert_eq!(pinned, vec![new_cert]);
     assert_eq!(na.incoming_outcomes().len(), 1);
     // A can now reach B's new key, and the old certificate is refused.
-    let target = target_of(&net, b);
-    let now = net.now;
-    let h = net
-        .node_mut::<AgentNode>(a)
-        .agent
-        .invite_contact(now, b_at_a, &[target], &request(), InviteOptions::default())
-        .unwrap()
-        .unwrap();
+    let h = invite(&mut net, a, b_at_a, &[b]);
     register(&mut net, b, APP);
     settle(&mut net, 60);
     assert_eq!(net.node::<AgentNode>(a).responded(h), vec![Outcome::Accepted]);
@@ -275,14 +257,7 @@ fn a_newer_certificate_presented_in_band_replaces_the_pinned_one() {
     let stale =
         net.add(Box::new(AgentNode::with_identity(old, 802, id, &book, AgentConfig::default())));
     let a_at_stale = befriend(&mut net, stale, a, Trust::Trusted);
-    let target = target_of(&net, a);
-    let now = net.now;
-    let h = net
-        .node_mut::<AgentNode>(stale)
-        .agent
-        .invite_contact(now, a_at_stale, &[target], &request(), InviteOptions::default())
-        .unwrap()
-        .unwrap();
+    let h = invite(&mut net, stale, a_at_stale, &[a]);
     let dropped_before = net.node::<AgentNode>(a).dropped.len();
     settle(&mut net, 60);
     assert_eq!(net.node::<AgentNode>(stale).responded(h), vec![Outcome::Unreachable]);
@@ -293,14 +268,9 @@ fn a_newer_certificate_presented_in_band_replaces_the_pinned_one() {
 
 #[test]
 fn a_revoked_endpoint_can_neither_be_invited_nor_invite() {
-    let book = AddressBook::default();
-    let mut net = Network::new(6, Faults::clean(20));
-    let ids = add_agents(&mut net, &book, 2, 10, AgentConfig::default());
-    let (a, b) = (ids[0], ids[1]);
-    let b_at_a = befriend(&mut net, a, b, Trust::Trusted);
+    let (mut net, _, a, b, b_at_a) = a_knows_b(6);
     let a_at_b = befriend(&mut net, b, a, Trust::Trusted);
     register(&mut net, a, APP);
-    register(&mut net, b, APP);
     let endpoint = net.node::<AgentNode>(b).agent.identity().certificate().endpoint();
     net.node_mut::<AgentNode>(a).agent.revoke_endpoint(b_at_a, endpoint).unwrap();
     assert!(net.node::<AgentNode>(a).agent.contact(b_at_a).unwrap().is_revoked(endpoint));
@@ -316,13 +286,7 @@ fn a_revoked_endpoint_can_neither_be_invited_nor_invite() {
         Err(AgentError::RevokedEndpoint)
     );
     // B's invitation with the revoked certificate is met with silence.
-    let target = target_of(&net, a);
-    let h = net
-        .node_mut::<AgentNode>(b)
-        .agent
-        .invite_contact(Instant::ZERO, a_at_b, &[target], &request(), InviteOptions::default())
-        .unwrap()
-        .unwrap();
+    let h = invite(&mut net, b, a_at_b, &[a]);
     settle(&mut net, 120);
     assert_eq!(net.node::<AgentNode>(b).responded(h), vec![Outcome::Unreachable]);
     let na = net.node::<AgentNode>(a);
@@ -336,24 +300,9 @@ fn a_revoked_endpoint_can_neither_be_invited_nor_invite() {
 
 #[test]
 fn an_authenticated_datagram_from_a_new_address_moves_the_session() {
-    let book = AddressBook::default();
-    let mut net = Network::new(7, Faults::clean(20));
-    let ids = add_agents(&mut net, &book, 2, 10, AgentConfig::default());
-    let (a, b) = (ids[0], ids[1]);
-    let b_at_a = befriend(&mut net, a, b, Trust::Trusted);
-    register(&mut net, b, APP);
-    net.node_mut::<AgentNode>(b).reaction = Reaction::Answer {
-        after: Duration::from_secs(40),
-        answer: Answer::Accept,
-        reason: String::new(),
-    };
-    let target = target_of(&net, b);
-    let h = net
-        .node_mut::<AgentNode>(a)
-        .agent
-        .invite_contact(Instant::ZERO, b_at_a, &[target], &request(), InviteOptions::default())
-        .unwrap()
-        .unwrap();
+    let (mut net, book, a, b, b_at_a) = a_knows_b(7);
+    net.node_mut::<AgentNode>(b).reaction = answer_after(40, Answer::Accept, "");
+    let h = invite(&mut net, a, b_at_a, &[b]);
     // Once it rings, B moves: its old address reaches nobody from now on.
     net.run(1_000_000, Instant::MAX, |n| {
         n.node::<AgentNode>(a).count(|e| *e == Event::Ringing(h)) > 0
@@ -374,19 +323,10 @@ fn an_authenticated_datagram_from_a_new_address_moves_the_session() {
 
 #[test]
 fn closing_a_handle_before_the_outcome_cancels_and_silences_it() {
-    let book = AddressBook::default();
-    let mut net = Network::new(8, Faults::clean(20));
-    let ids = add_agents(&mut net, &book, 2, 10, AgentConfig::default());
-    let (a, b) = (ids[0], ids[1]);
+    let (mut net, _, a, b) = two_agents(8, 10);
     register(&mut net, b, APP);
     net.node_mut::<AgentNode>(b).reaction = Reaction::Ignore;
-    let to = net.node::<AgentNode>(b).address();
-    let h = net
-        .node_mut::<AgentNode>(a)
-        .agent
-        .invite_endpoint(Instant::ZERO, to, &request(), InviteOptions::default())
-        .unwrap()
-        .unwrap();
+    let h = invite_endpoint(&mut net, a, b, &request(), InviteOptions::default());
     net.node_mut::<AgentNode>(a).at(Instant::from_millis(5_000), move |n, now| {
         n.agent.close(now, h).unwrap();
         assert_eq!(n.agent.response(h), Err(AgentError::UnknownHandle));
@@ -406,20 +346,9 @@ fn closing_a_handle_before_the_outcome_cancels_and_silences_it() {
 
 #[test]
 fn removing_a_contact_cancels_invitations_to_it() {
-    let book = AddressBook::default();
-    let mut net = Network::new(9, Faults::clean(20));
-    let ids = add_agents(&mut net, &book, 2, 10, AgentConfig::default());
-    let (a, b) = (ids[0], ids[1]);
-    let b_at_a = befriend(&mut net, a, b, Trust::Trusted);
-    register(&mut net, b, APP);
+    let (mut net, _, a, b, b_at_a) = a_knows_b(9);
     net.node_mut::<AgentNode>(b).reaction = Reaction::Ignore;
-    let target = target_of(&net, b);
-    let h = net
-        .node_mut::<AgentNode>(a)
-        .agent
-        .invite_contact(Instant::ZERO, b_at_a, &[target], &request(), InviteOptions::default())
-        .unwrap()
-        .unwrap();
+    let h = invite(&mut net, a, b_at_a, &[b]);
     net.node_mut::<AgentNode>(a).at(Instant::from_millis(3_000), move |n, now| {
         n.agent.remove_contact(now, b_at_a).unwrap();
         assert_eq!(n.agent.contact(b_at_a).err(), Some(AgentError::UnknownContact));
@@ -437,10 +366,7 @@ fn removing_a_contact_cancels_invitations_to_it() {
 
 #[test]
 fn launch_info_stays_readable_until_released_and_holds_its_buffer() {
-    let book = AddressBook::default();
-    let mut net = Network::new(10, Faults::clean(20));
-    let ids = add_agents(&mut net, &book, 2, 10, AgentConfig::default());
-    let (a, b) = (ids[0], ids[1]);
+    let (mut net, _, a, b) = two_agents(10, 10);
     register(&mut net, b, APP);
     let to = net.node::<AgentNode>(b).address();
     net.node_mut::<AgentNode>(a)
@@ -468,9 +394,7 @@ fn launch_info_stays_readable_until_released_and_holds_its_buffer() {
 
 #[test]
 fn a_newer_card_refreshes_a_contacts_certificates_but_not_a_revoked_one() {
-    let book = AddressBook::default();
-    let mut net = Network::new(11, Faults::clean(20));
-    let a = add_agents(&mut net, &book, 1, 10, AgentConfig::default())[0];
+    let (mut net, _, a) = agent_a(11);
     let mut rng = HashDrbg::from_u64(900);
     let secret = IdentitySecret::generate(&mut rng);
     let cert = |serial, e, rng: &mut HashDrbg| {
@@ -500,11 +424,9 @@ fn a_newer_card_refreshes_a_contacts_certificates_but_not_a_revoked_one() {
 
 #[test]
 fn names_shown_to_people_follow_the_card_rules() {
-    let book = AddressBook::default();
-    let mut net = Network::new(12, Faults::clean(20));
-    let ids = add_agents(&mut net, &book, 2, 10, AgentConfig::default());
-    let id = befriend(&mut net, ids[0], ids[1], Trust::Known);
-    let agent = &mut net.node_mut::<AgentNode>(ids[0]).agent;
+    let (mut net, _, a, b) = two_agents(12, 10);
+    let id = befriend(&mut net, a, b, Trust::Known);
+    let agent = &mut net.node_mut::<AgentNode>(a).agent;
     for bad in ["", "bell\u{7}", "evil\u{202E}txt", &"x".repeat(65)] {
         assert_eq!(
             agent.update_contact(id, ContactUpdate::default().display_name(bad)),
@@ -521,20 +443,11 @@ fn names_shown_to_people_follow_the_card_rules() {
 
 #[test]
 fn an_answer_refused_at_the_expiry_sends_the_expired_final_at_once() {
-    let book = AddressBook::default();
-    let mut net = Network::new(13, Faults::clean(20));
-    let ids = add_agents(&mut net, &book, 2, 10, AgentConfig::default());
-    let (a, b) = (ids[0], ids[1]);
+    let (mut net, _, a, b) = two_agents(13, 10);
     register(&mut net, b, APP);
     net.node_mut::<AgentNode>(b).reaction = Reaction::Ignore;
-    let to = net.node::<AgentNode>(b).address();
     let opts = InviteOptions::default().expires_in(Duration::from_secs(10));
-    let h = net
-        .node_mut::<AgentNode>(a)
-        .agent
-        .invite_endpoint(Instant::ZERO, to, &request(), opts)
-        .unwrap()
-        .unwrap();
+    let h = invite_endpoint(&mut net, a, b, &request(), opts);
     net.run(1_000_000, Instant::MAX, |n| !n.node::<AgentNode>(b).presented.is_empty()).unwrap();
     let nb = net.node_mut::<AgentNode>(b);
     let incoming = nb.presented[0].incoming;

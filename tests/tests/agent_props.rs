@@ -57,12 +57,12 @@ use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::fmt::Write as _;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::rc::Rc;
 use std::sync::{Mutex, OnceLock, PoisonError};
 
 use peercollab_core::agent::{
     Agent, AgentConfig, AgentError, AgentStats, Application, Contact, ContactId, ContactUpdate,
-    Dropped, Event, Handle, IncomingId, InvitationRequest, InviteOptions, Policy, Status, Target,
-    Trust,
+    Event, Handle, IncomingId, InvitationRequest, InviteOptions, Policy, Status, Target, Trust,
 };
 use peercollab_core::card::ContactCard;
 use peercollab_core::identity::{
@@ -75,8 +75,9 @@ use peercollab_core::invite::{
 use peercollab_core::noise::KeyPair;
 use peercollab_core::wire::MAX_DATAGRAM;
 use peercollab_core::{Duration, HashDrbg, Instant};
-use peercollab_tests::agents::{AddressBook, TestAgent};
-use peercollab_tests::{Faults, Network, Node, NodeId};
+use peercollab_tests::agents::{AddressBook, AgentNode, Seen, TestAgent};
+use peercollab_tests::party::Reaction;
+use peercollab_tests::{Faults, Network, NodeId};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, RngAlgorithm, TestCaseError, TestRng, TestRunner};
 
@@ -142,9 +143,11 @@ fn error_kind(e: &AgentError) -> String {
     }
 }
 
-fn dropped_kind(d: &Dropped) -> String {
-    let s = format!("{d:?}");
-    match s.find('(') {
+/// The name of `x`'s variant, read from its `Debug` form (a drop reason,
+/// an event or an outcome, for tallies).
+fn variant(x: &impl std::fmt::Debug) -> String {
+    let s = format!("{x:?}");
+    match s.find(['(', ' ']) {
         Some(i) => s[..i].to_owned(),
         None => s,
     }
@@ -906,7 +909,7 @@ impl<const C: usize, const A: usize, const I: usize, const B: usize, const R: us
             Event::ContactUpdated { contact, .. } => note(&mut self.ids.contacts, contact),
             _ => {}
         }
-        self.count(format!("event {}", event_kind(&e)));
+        self.count(format!("event {}", variant(&e)));
         Ok(())
     }
 
@@ -1047,7 +1050,7 @@ impl<const C: usize, const A: usize, const I: usize, const B: usize, const R: us
         let result = self.x.handle_datagram(self.now, from, bytes);
         match &result {
             Ok(()) => self.count("datagram: Ok".into()),
-            Err(d) => self.count(format!("datagram: {}", dropped_kind(d))),
+            Err(d) => self.count(format!("datagram: {}", variant(d))),
         }
         if let (Some(mut before), Err(d)) = (before, result) {
             let mut after = self.fingerprint();
@@ -1355,17 +1358,6 @@ impl<const C: usize, const A: usize, const I: usize, const B: usize, const R: us
     }
 }
 
-fn event_kind(e: &Event) -> &'static str {
-    match e {
-        Event::Ringing(_) => "Ringing",
-        Event::Responded { .. } => "Responded",
-        Event::Invited(_) => "Invited",
-        Event::IncomingEnded { .. } => "IncomingEnded",
-        Event::ContactUpdated { .. } => "ContactUpdated",
-        _ => "other",
-    }
-}
-
 /// Runs `run` on an X of the given capacities; returns what it reached.
 fn exercise<const C: usize, const A: usize, const I: usize, const B: usize, const R: usize>(
     run: &Run,
@@ -1485,7 +1477,7 @@ fn refused_commands_change_nothing() {
 }
 
 // =============================================================================
-// A generic agent node for the virtual network (properties 3 and 4)
+// Scripted users of agent nodes on the virtual network (properties 3 and 4)
 // =============================================================================
 
 /// How a user answers a presented invitation.
@@ -1524,231 +1516,150 @@ enum Action {
     Respond(IncomingId, Answer),
 }
 
-/// A presented invitation, as read at its Invited event.
-#[derive(Clone, Debug)]
-struct Presented {
-    incoming: IncomingId,
-    inviter: Certificate,
-    app: AppId,
-    message: String,
-    data_len: usize,
-}
-
-/// An agent of any capacities on the network, with a scripted user: it
-/// answers presented invitations in the order of `reactions`, and runs
-/// `actions` at their times.
-struct Peer<const C: usize, const A: usize, const I: usize, const B: usize, const R: usize> {
-    agent: Box<Agent<C, A, I, B, R>>,
-    id: NodeId,
-    book: AddressBook,
-    events: Vec<(Instant, Event)>,
+/// What the scripted user at a node does and has seen: it answers presented
+/// invitations in the order of `reactions`, then as `otherwise`, and runs
+/// [`Action`]s at their times ([`schedule`]).
+#[derive(Debug)]
+struct User {
     reactions: VecDeque<UserReaction>,
-    default_reaction: UserReaction,
+    otherwise: UserReaction,
     release: BTreeSet<IncomingId>,
-    presented: Vec<Presented>,
-    actions: BTreeMap<(Instant, u64), Action>,
-    seq: u64,
     /// Invitation `k` of the scenario: what starting it returned.
     handles: BTreeMap<usize, Result<Option<Handle>, AgentError>>,
     /// Handles closed: `events.len()` when closed.
     closed: BTreeMap<Handle, usize>,
     /// Results of answers, cancels, closes and releases.
     results: Vec<(Instant, String, Result<(), AgentError>)>,
-    dropped: Vec<Dropped>,
-    unroutable: usize,
     violations: Vec<String>,
 }
 
-impl<const C: usize, const A: usize, const I: usize, const B: usize, const R: usize>
-    Peer<C, A, I, B, R>
-{
-    fn new(
-        local: LocalIdentity,
-        seed: u64,
-        id: NodeId,
-        book: &AddressBook,
-        config: AgentConfig,
-    ) -> Self {
-        book.set(id, AddressBook::default_address(id));
-        Peer {
-            agent: Box::new(Agent::new(local, config, seed_bytes(seed, 3))),
-            id,
-            book: book.clone(),
-            events: Vec::new(),
-            reactions: VecDeque::new(),
-            default_reaction: IGNORE,
-            release: BTreeSet::new(),
-            presented: Vec::new(),
-            actions: BTreeMap::new(),
-            seq: 0,
-            handles: BTreeMap::new(),
-            closed: BTreeMap::new(),
-            results: Vec::new(),
-            dropped: Vec::new(),
-            unroutable: 0,
-            violations: Vec::new(),
-        }
-    }
+/// A node's user, shared by the node's watcher and scripts and the checks.
+type Shared = Rc<RefCell<User>>;
 
-    fn address(&self) -> SocketAddr {
-        self.book.address(self.id)
-    }
+/// An agent of any capacities for `local` on the network, at node `id`,
+/// with a scripted user who ignores every invitation until told otherwise.
+fn peer<const C: usize, const A: usize, const I: usize, const B: usize, const R: usize>(
+    local: LocalIdentity,
+    seed: u64,
+    id: NodeId,
+    book: &AddressBook,
+    config: AgentConfig,
+) -> (AgentNode<C, A, I, B, R>, Shared) {
+    let mut node = AgentNode::with_agent_seed(local, seed_bytes(seed, 3), id, book, config);
+    node.reaction = Reaction::Ignore;
+    let user = Rc::new(RefCell::new(User {
+        reactions: VecDeque::new(),
+        otherwise: IGNORE,
+        release: BTreeSet::new(),
+        handles: BTreeMap::new(),
+        closed: BTreeMap::new(),
+        results: Vec::new(),
+        violations: Vec::new(),
+    }));
+    let watcher = Rc::clone(&user);
+    node.watch(move |n, now, e| react(n, &watcher, now, e));
+    (node, user)
+}
 
-    fn schedule(&mut self, when: Instant, action: Action) {
-        self.seq += 1;
-        self.actions.insert((when, self.seq), action);
-    }
-
-    /// The outcomes reported for invitation `k`.
-    fn outcomes(&self, k: usize) -> Vec<Outcome> {
-        let Some(Ok(Some(h))) = self.handles.get(&k) else { return Vec::new() };
-        self.events
-            .iter()
-            .filter_map(|(_, e)| match e {
-                Event::Responded { handle, outcome } if handle == h => Some(*outcome),
-                _ => None,
-            })
-            .collect()
-    }
-
-    fn invited(&self) -> usize {
-        self.events.iter().filter(|(_, e)| matches!(e, Event::Invited(_))).count()
-    }
-
-    fn drain_events(&mut self, now: Instant) {
-        while let Some(e) = self.agent.poll_event() {
-            self.events.push((now, e));
-            match e {
-                Event::Invited(id) => {
-                    match self.agent.incoming(id) {
-                        Ok(v) => self.presented.push(Presented {
-                            incoming: id,
-                            inviter: *v.inviter,
-                            app: v.app_id,
-                            message: v.message.to_owned(),
-                            data_len: v.data.len(),
-                        }),
-                        Err(err) => self
-                            .violations
-                            .push(format!("{e:?} at {now:?}, yet incoming() is {err:?}")),
-                    }
-                    let r = self.reactions.pop_front().unwrap_or(self.default_reaction);
-                    if r.release {
-                        self.release.insert(id);
-                    }
-                    if let Some(answer) = r.answer {
-                        self.schedule(now + ms(r.after_ms), Action::Respond(id, answer));
-                    }
+/// What `user` does on seeing event `e` at node `n`.
+fn react<const C: usize, const A: usize, const I: usize, const B: usize, const R: usize>(
+    n: &mut AgentNode<C, A, I, B, R>,
+    user: &Shared,
+    now: Instant,
+    e: Event,
+) {
+    match e {
+        Event::Invited(id) => {
+            if let Err(err) = n.agent.incoming(id) {
+                user.borrow_mut()
+                    .violations
+                    .push(format!("{e:?} at {now:?}, yet incoming() is {err:?}"));
+            }
+            let r = {
+                let mut u = user.borrow_mut();
+                let r = u.reactions.pop_front().unwrap_or(u.otherwise);
+                if r.release {
+                    u.release.insert(id);
                 }
-                Event::IncomingEnded { incoming, outcome: Outcome::Accepted }
-                    if self.release.contains(&incoming) =>
-                {
-                    let r = self.agent.release(incoming);
-                    self.results.push((now, format!("release {incoming:?}"), r));
-                }
-                _ => {}
+                r
+            };
+            if let Some(answer) = r.answer {
+                schedule(n, user, now + ms(r.after_ms), Action::Respond(id, answer));
             }
         }
-    }
-
-    fn run_actions(&mut self, now: Instant) {
-        while let Some(entry) = self.actions.first_entry() {
-            if entry.key().0 > now {
-                break;
-            }
-            let action = entry.remove();
-            self.act(now, action);
-            self.drain_events(now);
+        Event::IncomingEnded { incoming, outcome: Outcome::Accepted }
+            if user.borrow().release.contains(&incoming) =>
+        {
+            let r = n.agent.release(incoming);
+            user.borrow_mut().results.push((now, format!("release {incoming:?}"), r));
         }
+        _ => {}
     }
+}
 
-    fn act(&mut self, now: Instant, action: Action) {
-        match action {
-            Action::Invite(k, plan) => {
-                let request = InvitationRequest {
-                    app_id: plan.app,
-                    message: &plan.message,
-                    data: &plan.data,
-                };
-                let r = match &plan.via {
-                    Via::Contact(c, targets) => {
-                        self.agent.invite_contact(now, *c, targets, &request, plan.options)
-                    }
-                    Via::Endpoint(to) => {
-                        self.agent.invite_endpoint(now, *to, &request, plan.options)
-                    }
-                };
-                self.handles.insert(k, r);
-            }
-            Action::Cancel(k) => {
-                if let Some(Ok(Some(h))) = self.handles.get(&k).cloned() {
-                    let r = self.agent.cancel(now, h).map(|_| ());
-                    self.results.push((now, format!("cancel #{k}"), r));
+/// `user` takes `action` at node `n` at `when`.
+fn schedule<const C: usize, const A: usize, const I: usize, const B: usize, const R: usize>(
+    n: &mut AgentNode<C, A, I, B, R>,
+    user: &Shared,
+    when: Instant,
+    action: Action,
+) {
+    let user = Rc::clone(user);
+    n.at(when, move |n, now| act(n, &user, now, action));
+}
+
+/// `user` takes `action` at node `n` now, and notes what it returned.
+fn act<const C: usize, const A: usize, const I: usize, const B: usize, const R: usize>(
+    n: &mut AgentNode<C, A, I, B, R>,
+    user: &Shared,
+    now: Instant,
+    action: Action,
+) {
+    let mut u = user.borrow_mut();
+    match action {
+        Action::Invite(k, plan) => {
+            let request =
+                InvitationRequest { app_id: plan.app, message: &plan.message, data: &plan.data };
+            let r = match &plan.via {
+                Via::Contact(c, targets) => {
+                    n.agent.invite_contact(now, *c, targets, &request, plan.options)
                 }
+                Via::Endpoint(to) => n.agent.invite_endpoint(now, *to, &request, plan.options),
+            };
+            u.handles.insert(k, r);
+        }
+        Action::Cancel(k) => {
+            if let Some(Ok(Some(h))) = u.handles.get(&k).cloned() {
+                let r = n.agent.cancel(now, h).map(|_| ());
+                u.results.push((now, format!("cancel #{k}"), r));
             }
-            Action::Close(k) => {
-                if let Some(Ok(Some(h))) = self.handles.get(&k).cloned() {
-                    let r = self.agent.close(now, h);
-                    if r.is_ok() {
-                        self.closed.insert(h, self.events.len());
-                    }
-                    self.results.push((now, format!("close #{k}"), r));
+        }
+        Action::Close(k) => {
+            if let Some(Ok(Some(h))) = u.handles.get(&k).cloned() {
+                let r = n.agent.close(now, h);
+                if r.is_ok() {
+                    u.closed.insert(h, n.events.len());
                 }
+                u.results.push((now, format!("close #{k}"), r));
             }
-            Action::Respond(id, answer) => {
-                let r = self.agent.respond(now, id, answer, "");
-                self.results.push((now, format!("respond {id:?} {answer:?}"), r));
-            }
+        }
+        Action::Respond(id, answer) => {
+            let r = n.agent.respond(now, id, answer, "");
+            u.results.push((now, format!("respond {id:?} {answer:?}"), r));
         }
     }
 }
 
-impl<const C: usize, const A: usize, const I: usize, const B: usize, const R: usize> Node
-    for Peer<C, A, I, B, R>
-{
-    fn handle_datagram(&mut self, now: Instant, from: NodeId, bytes: &[u8]) {
-        let from = self.book.address(from);
-        if let Err(d) = self.agent.handle_datagram(now, from, bytes) {
-            self.dropped.push(d);
-        }
-        self.drain_events(now);
-    }
-
-    fn handle_timeout(&mut self, now: Instant) {
-        if self.agent.poll_timeout().is_some_and(|t| t <= now) {
-            self.agent.handle_timeout(now);
-            let next = self.agent.poll_timeout();
-            if next.is_some_and(|t| t <= now) {
-                self.violations
-                    .push(format!("after handle_timeout({now:?}) poll_timeout is {next:?}"));
-            }
-        }
-        self.drain_events(now);
-        self.run_actions(now);
-    }
-
-    fn poll_transmit(
-        &mut self,
-        now: Instant,
-        buf: &mut [u8; MAX_DATAGRAM],
-    ) -> Option<(NodeId, usize)> {
-        while let Some(t) = self.agent.poll_transmit(now, buf) {
-            match self.book.node(t.destination) {
-                Some(to) => return Some((to, t.len)),
-                None => self.unroutable += 1,
-            }
-        }
-        None
-    }
-
-    fn poll_timeout(&self) -> Option<Instant> {
-        let actions = self.actions.keys().next().map(|k| k.0);
-        [self.agent.poll_timeout(), actions].into_iter().flatten().min()
+/// The outcomes node `node` reported for invitation `k` of the scenario.
+fn outcomes(net: &Network, users: &[Shared], node: NodeId, k: usize) -> Vec<Outcome> {
+    match users[node].borrow().handles.get(&k) {
+        Some(Ok(Some(h))) => net.node::<Big>(node).responded(*h),
+        _ => Vec::new(),
     }
 }
 
 /// Agents as large as [`TestAgent`].
-type Big = Peer<16, 16, 16, 4, 64>;
+type Big = AgentNode;
 
 /// Identity `j` of world `w` (of four worlds of fixed identities).
 fn secret_of(w: u64, j: usize) -> IdentitySecret {
@@ -1910,22 +1821,17 @@ fn full_tables_refuse_commands(c: &FullCase) -> Result<(), TestCaseError> {
 /// inviters (nodes 1 to 3) of [`Big`] size, inviting V at 0, 1 and 2 s: the
 /// first two with the case's body, the third with it if `third_body`, else
 /// with none. V holds what it is presented as the case says. Runs to the
-/// end.
+/// end; returns the network and the nodes' users.
 fn three_invite<const I: usize, const B: usize, const R: usize>(
     c: &FullCase,
     third_body: bool,
-) -> Result<Network, TestCaseError> {
+) -> Result<(Network, Vec<Shared>), TestCaseError> {
     let book = AddressBook::default();
     let mut net = Network::new(c.seed, Faults::clean(c.latency_ms));
-    let mut v = Peer::<4, 2, I, B, R>::new(
-        endpoint_of(c.seed, 0, 0),
-        c.seed,
-        0,
-        &book,
-        AgentConfig::default(),
-    );
+    let (mut v, v_user) =
+        peer::<4, 2, I, B, R>(endpoint_of(c.seed, 0, 0), c.seed, 0, &book, AgentConfig::default());
     v.agent.register_application(APPS[0], "app", None).expect("register");
-    v.default_reaction = match c.hold {
+    v_user.borrow_mut().otherwise = match c.hold {
         Hold::Ignore => IGNORE,
         Hold::AcceptKeep => {
             UserReaction { answer: Some(Answer::Accept), after_ms: 0, release: false }
@@ -1934,10 +1840,11 @@ fn three_invite<const I: usize, const B: usize, const R: usize>(
     let v_card = card_of(c.seed, 0, 1);
     let v_target = Target { endpoint: EndpointId(0), address: v.address() };
     net.add(Box::new(v));
+    let mut users = vec![v_user];
     for i in 0..3u64 {
         let id = net.nodes.len();
         let local = endpoint_of(c.seed, 1 + i as usize, 0);
-        let mut u = Big::new(local, c.seed + i, id, &book, AgentConfig::default());
+        let (mut u, user): (Big, _) = peer(local, c.seed + i, id, &book, AgentConfig::default());
         let body = i < 2 || third_body;
         let via = if c.ik {
             let contact = u.agent.add_contact(&v_card, Trust::Known).expect("add V");
@@ -1952,12 +1859,13 @@ fn three_invite<const I: usize, const B: usize, const R: usize>(
             data: if body { c.data() } else { Vec::new() },
             options: InviteOptions::default(),
         };
-        u.schedule(at(i * 1_000), Action::Invite(0, Box::new(plan)));
+        schedule(&mut u, &user, at(i * 1_000), Action::Invite(0, Box::new(plan)));
         net.add(Box::new(u));
+        users.push(user);
     }
     settle(&mut net, 3_600_000).map_err(TestCaseError::fail)?;
-    for i in 1..=3 {
-        let u = net.node::<Big>(i);
+    for (i, u) in users.iter().enumerate().skip(1) {
+        let u = u.borrow();
         prop_assert!(
             matches!(u.handles.get(&0), Some(Ok(Some(_)))),
             "inviter {i} could not invite: {:?}",
@@ -1965,16 +1873,16 @@ fn three_invite<const I: usize, const B: usize, const R: usize>(
         );
         prop_assert!(u.violations.is_empty(), "inviter {i}: {:?}", u.violations);
     }
-    Ok(net)
+    Ok((net, users))
 }
 
 fn full_invitee_answers_busy(c: &FullCase) -> Result<(), TestCaseError> {
     // Remembered ids full (two): the third invitation is answered Busy until
     // the first id is forgotten.
-    let net = three_invite::<4, 4, 2>(c, true)?;
+    let (net, users) = three_invite::<4, 4, 2>(c, true)?;
     let remember = DEFAULT_MAX_EXPIRY.saturating_add(EXPIRY_GRACE);
-    let v = net.node::<Peer<4, 2, 4, 4, 2>>(0);
-    let third = net.node::<Big>(3).outcomes(0);
+    let v = net.node::<AgentNode<4, 2, 4, 4, 2>>(0);
+    let third = outcomes(&net, &users, 3, 0);
     prop_assert_eq!(v.invited(), 2, "remembered ids full: V was presented {}", v.invited());
     prop_assert_eq!(v.agent.stats().full, 0);
     prop_assert!(
@@ -1985,10 +1893,10 @@ fn full_invitee_answers_busy(c: &FullCase) -> Result<(), TestCaseError> {
 
     // Buffer pool full (one, held by the first invitation): the second,
     // with a body, is answered Busy; the third, without, is presented.
-    let net = three_invite::<4, 1, 8>(c, false)?;
-    let v = net.node::<Peer<4, 2, 4, 1, 8>>(0);
-    let second = net.node::<Big>(2).outcomes(0);
-    let third = net.node::<Big>(3).outcomes(0);
+    let (net, users) = three_invite::<4, 1, 8>(c, false)?;
+    let v = net.node::<AgentNode<4, 2, 4, 1, 8>>(0);
+    let second = outcomes(&net, &users, 2, 0);
+    let third = outcomes(&net, &users, 3, 0);
     prop_assert_eq!(
         second,
         vec![Outcome::Busy { retry_after: POOL_BUSY_RETRY_AFTER }],
@@ -2003,9 +1911,9 @@ fn full_invitee_answers_busy(c: &FullCase) -> Result<(), TestCaseError> {
 
     // Slots full (two): the third initiation is dropped, as documented
     // (Dropped::Full), and its inviter finds nobody.
-    let net = three_invite::<2, 4, 8>(c, true)?;
-    let v = net.node::<Peer<4, 2, 2, 4, 8>>(0);
-    let third = net.node::<Big>(3).outcomes(0);
+    let (net, users) = three_invite::<2, 4, 8>(c, true)?;
+    let v = net.node::<AgentNode<4, 2, 2, 4, 8>>(0);
+    let third = outcomes(&net, &users, 3, 0);
     prop_assert!(v.agent.stats().full >= 1, "slots full, yet nothing dropped Full");
     prop_assert_eq!(v.invited(), 2);
     prop_assert_eq!(third, vec![Outcome::Unreachable]);
@@ -2243,6 +2151,8 @@ struct Meta {
 
 struct BuiltNet {
     net: Network,
+    /// Each node's user.
+    users: Vec<Shared>,
     metas: Vec<Meta>,
     /// Each node's certificate.
     certs: Vec<Certificate>,
@@ -2271,11 +2181,12 @@ fn build_net(s: &NetScenario) -> BuiltNet {
     let node_at = |j: usize, e: u32| (0..n).find(|&i| ident[i] == j && endpoint_no[i] == e);
     let mut contacts = vec![[None; 3]; n];
     let mut certs = Vec::new();
+    let mut users = Vec::new();
     for (i, spec) in s.nodes.iter().enumerate() {
         let local = endpoint_of(w, ident[i], endpoint_no[i]);
         certs.push(*local.certificate());
         let config = AgentConfig::with_policy(spec.policy);
-        let mut p = Big::new(local, s.seed.wrapping_add(i as u64), i, &book, config);
+        let (mut p, user): (Big, _) = peer(local, s.seed.wrapping_add(i as u64), i, &book, config);
         for (k, reg) in [spec.apps.0, spec.apps.1].into_iter().enumerate() {
             if let Some(policy) = reg {
                 p.agent.register_application(APPS[k], "app", policy).expect("register");
@@ -2289,9 +2200,10 @@ fn build_net(s: &NetScenario) -> BuiltNet {
                 contacts[i][j] = Some(p.agent.add_contact(&card, trust).expect("add contact"));
             }
         }
-        p.reactions = spec.reactions.iter().copied().collect();
-        p.default_reaction = spec.otherwise;
+        user.borrow_mut().reactions = spec.reactions.iter().copied().collect();
+        user.borrow_mut().otherwise = spec.otherwise;
         net.add(Box::new(p));
+        users.push(user);
     }
     let mut metas = Vec::new();
     let mut end_ms = 0;
@@ -2361,20 +2273,20 @@ fn build_net(s: &NetScenario) -> BuiltNet {
         metas.push(Meta { inviter: from, targets, app, empty, wrong, legs, how });
         let plan = Plan { via, app, message, data, options };
         let node = net.node_mut::<Big>(from);
-        node.schedule(at(spec.at_ms), Action::Invite(k, Box::new(plan)));
+        schedule(node, &users[from], at(spec.at_ms), Action::Invite(k, Box::new(plan)));
         let mut last = spec.at_ms;
         if let Some((after, then)) = spec.then {
             let action = match then {
                 Then::Cancel => Action::Cancel(k),
                 Then::Close => Action::Close(k),
             };
-            node.schedule(at(spec.at_ms + after), action);
+            schedule(node, &users[from], at(spec.at_ms + after), action);
             last += after;
         }
         end_ms = end_ms.max(last + spec.expiry_ms);
     }
     // Past every expiry: give-ups, Finals, lingering and slow answers.
-    BuiltNet { net, metas, certs, end_ms: end_ms + 600_000 }
+    BuiltNet { net, users, metas, certs, end_ms: end_ms + 600_000 }
 }
 
 /// What happened, for a failure message.
@@ -2385,12 +2297,13 @@ fn net_timeline(s: &NetScenario, b: &BuiltNet) -> String {
     }
     for i in 0..b.net.nodes.len() {
         let p = b.net.node::<Big>(i);
+        let u = b.users[i].borrow();
         let _ = writeln!(
             out,
             "node {i} ({:?}): handles {:?} closed {:?} unroutable {} dropped {}",
             p.agent.identity().certificate().endpoint(),
-            p.handles,
-            p.closed,
+            u.handles,
+            u.closed,
             p.unroutable,
             p.dropped.len()
         );
@@ -2404,11 +2317,11 @@ fn net_timeline(s: &NetScenario, b: &BuiltNet) -> String {
                 pr.incoming,
                 pr.message,
                 pr.inviter.endpoint(),
-                pr.app,
-                pr.data_len
+                pr.app_id,
+                pr.data.len()
             );
         }
-        for (t, what, r) in &p.results {
+        for (t, what, r) in &u.results {
             let _ = writeln!(out, "  {:>9} ms  {what}: {r:?}", t.as_millis());
         }
     }
@@ -2416,25 +2329,17 @@ fn net_timeline(s: &NetScenario, b: &BuiltNet) -> String {
 }
 
 /// The invitation a presented one is, if it can be told.
-fn which(p: &Presented, node: NodeId, metas: &[Meta], certs: &[Certificate]) -> Option<usize> {
+fn which(p: &Seen, node: NodeId, metas: &[Meta], certs: &[Certificate]) -> Option<usize> {
     if let Some(k) = p.message.strip_prefix('#').and_then(|t| t.parse::<usize>().ok()) {
         return Some(k);
     }
     let inviter = certs.iter().position(|c| *c == p.inviter)?;
     let mut candidates = metas.iter().enumerate().filter(|(_, m)| {
-        m.empty && m.inviter == inviter && m.app == p.app && m.targets.contains(&node)
+        m.empty && m.inviter == inviter && m.app == p.app_id && m.targets.contains(&node)
     });
     match (candidates.next(), candidates.next()) {
         (Some((k, _)), None) => Some(k),
         _ => None,
-    }
-}
-
-fn outcome_name(o: &Outcome) -> String {
-    let s = format!("{o:?}");
-    match s.find(['(', ' ']) {
-        Some(i) => s[..i].to_owned(),
-        None => s,
     }
 }
 
@@ -2459,7 +2364,8 @@ fn check_net(s: &NetScenario, tally: &mut BTreeMap<String, usize>) -> Result<(),
     let mut ended_at: BTreeMap<usize, Vec<(NodeId, Outcome)>> = BTreeMap::new();
     for i in 0..n {
         let p = b.net.node::<Big>(i);
-        check!(p.violations.is_empty(), "node {i}: {:?}", p.violations);
+        let u = b.users[i].borrow();
+        check!(u.violations.is_empty(), "node {i}: {:?}", u.violations);
         // Every presented invitation ends exactly once, after it was presented.
         let mut invited: BTreeMap<IncomingId, usize> = BTreeMap::new();
         let mut ended: BTreeMap<IncomingId, Vec<Outcome>> = BTreeMap::new();
@@ -2480,7 +2386,7 @@ fn check_net(s: &NetScenario, tally: &mut BTreeMap<String, usize>) -> Result<(),
             check!(*count == 1, "node {i}: {id:?} Invited {count} times");
             let outcomes = ended.get(id).cloned().unwrap_or_default();
             check!(outcomes.len() == 1, "node {i}: {id:?} ended {outcomes:?}");
-            *tally.entry(format!("invitee {}", outcome_name(&outcomes[0]))).or_default() += 1;
+            *tally.entry(format!("invitee {}", variant(&outcomes[0]))).or_default() += 1;
         }
         for pr in &p.presented {
             let k = which(pr, i, &b.metas, &b.certs);
@@ -2504,22 +2410,22 @@ fn check_net(s: &NetScenario, tally: &mut BTreeMap<String, usize>) -> Result<(),
         // Nothing leaks: once everything ended, the handles in use are the
         // open ones, and the slots and buffers in use are those of accepted
         // invitations whose launch information was kept.
-        let open = p
+        let open = u
             .handles
             .values()
-            .filter(|r| matches!(r, Ok(Some(h)) if !p.closed.contains_key(h)))
+            .filter(|r| matches!(r, Ok(Some(h)) if !u.closed.contains_key(h)))
             .count();
         check!(
             p.agent.handles_in_use() == open,
             "node {i}: {} handles in use, {open} open",
             p.agent.handles_in_use()
         );
-        let kept: Vec<&Presented> = p
+        let kept: Vec<&Seen> = p
             .presented
             .iter()
             .filter(|pr| {
                 ended.get(&pr.incoming).is_some_and(|o| o == &[Outcome::Accepted])
-                    && !p.release.contains(&pr.incoming)
+                    && !u.release.contains(&pr.incoming)
             })
             .collect();
         check!(
@@ -2528,18 +2434,19 @@ fn check_net(s: &NetScenario, tally: &mut BTreeMap<String, usize>) -> Result<(),
             p.agent.invitations_in_use(),
             kept.len()
         );
-        let bodies = kept.iter().filter(|pr| !pr.message.is_empty() || pr.data_len > 0).count();
+        let bodies = kept.iter().filter(|pr| !pr.message.is_empty() || !pr.data.is_empty()).count();
         check!(
             p.agent.buffers_free() == 4 - bodies,
             "node {i}: {} buffers free, {bodies} held by launch infos",
             p.agent.buffers_free()
         );
-        for (_, what, r) in &p.results {
+        for (_, what, r) in &u.results {
             check!(!what.starts_with("release") || r.is_ok(), "node {i}: {what}: {r:?}");
         }
     }
     for (k, meta) in b.metas.iter().enumerate() {
         let p = b.net.node::<Big>(meta.inviter);
+        let u = b.users[meta.inviter].borrow();
         let accepted_by = accepted_at.get(&k).cloned().unwrap_or_default();
         *tally.entry(format!("{} legs", meta.legs)).or_default() += 1;
         *tally.entry(format!("via {}", meta.how)).or_default() += 1;
@@ -2548,7 +2455,7 @@ fn check_net(s: &NetScenario, tally: &mut BTreeMap<String, usize>) -> Result<(),
         }
         // At most one endpoint accepts an invitation.
         check!(accepted_by.len() <= 1, "#{k} was accepted at nodes {accepted_by:?}");
-        let result = p.handles.get(&k);
+        let result = u.handles.get(&k);
         check!(result.is_some(), "#{k} was never started");
         let h = match result {
             Some(Ok(Some(h))) => *h,
@@ -2582,7 +2489,7 @@ fn check_net(s: &NetScenario, tally: &mut BTreeMap<String, usize>) -> Result<(),
         let ringing = named.iter().filter(|(_, e)| matches!(e, Event::Ringing(_))).count();
         check!(ringing <= 1, "#{k}: Ringing {ringing} times");
         check!(outcomes.len() <= 1, "#{k}: outcomes {outcomes:?}");
-        match p.closed.get(&h) {
+        match u.closed.get(&h) {
             None => {
                 // The handle stayed open: exactly one outcome, and response()
                 // says the same.
@@ -2592,7 +2499,7 @@ fn check_net(s: &NetScenario, tally: &mut BTreeMap<String, usize>) -> Result<(),
                     matches!(status, Ok(Status::Answered(r)) if r.outcome == outcomes[0]),
                     "#{k}: reported {outcomes:?}, response() is {status:?}"
                 );
-                *tally.entry(format!("inviter {}", outcome_name(&outcomes[0]))).or_default() += 1;
+                *tally.entry(format!("inviter {}", variant(&outcomes[0]))).or_default() += 1;
                 // One endpoint that presented it, nothing lost: both sides
                 // agree.
                 if let (0, 1, Some([(node, o)])) =

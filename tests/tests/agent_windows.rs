@@ -42,7 +42,8 @@ use peercollab_core::session::{self, HANDSHAKE_TIMEOUT};
 use peercollab_core::wire::{FrameType, MAX_DATAGRAM, VERSION, WireError, peek_type};
 use peercollab_core::{Duration, HashDrbg, Instant};
 use peercollab_tests::agents::{
-    APP, AddressBook, AgentNode, add_agents, befriend, one_identity_at, register, settle, target_of,
+    APP, AddressBook, AgentNode, add_agents, answer_after, befriend, clean_network, invite_contact,
+    invite_endpoint, one_identity_at, register, request, settle, target_of,
 };
 use peercollab_tests::party::Reaction;
 use peercollab_tests::{Faults, Network, NodeId, TraceEntry};
@@ -52,16 +53,9 @@ use peercollab_tests::{Faults, Network, NodeId, TraceEntry};
 /// A second application, for tests that need two.
 const APP2: AppId = AppId(*b"peercollab-app-2");
 
-fn request() -> InvitationRequest<'static> {
-    InvitationRequest { app_id: APP, message: "join me", data: b"port=4000" }
-}
-
 /// A network with 20 ms links and `n` agents with the default config.
 fn network(n: usize, seed: u64) -> (Network, AddressBook, Vec<NodeId>) {
-    let book = AddressBook::default();
-    let mut net = Network::new(seed, Faults::clean(20));
-    let ids = add_agents(&mut net, &book, n, seed * 100, AgentConfig::default());
-    (net, book, ids)
+    clean_network(seed, n, seed * 100)
 }
 
 fn nd(net: &Network, id: NodeId) -> &AgentNode {
@@ -70,44 +64,6 @@ fn nd(net: &Network, id: NodeId) -> &AgentNode {
 
 fn nd_mut(net: &mut Network, id: NodeId) -> &mut AgentNode {
     net.node_mut::<AgentNode>(id)
-}
-
-fn answer_after(secs: u64, answer: Answer, reason: &str) -> Reaction {
-    Reaction::Answer { after: Duration::from_secs(secs), answer, reason: reason.into() }
-}
-
-/// Invites whoever is at `to`'s address, now, keeping a handle.
-fn invite_endpoint(
-    net: &mut Network,
-    from: NodeId,
-    to: NodeId,
-    invitation: &InvitationRequest<'_>,
-    options: InviteOptions,
-) -> Handle {
-    let now = net.now;
-    let address = nd(net, to).address();
-    nd_mut(net, from)
-        .agent
-        .invite_endpoint(now, address, invitation, options)
-        .expect("invite")
-        .expect("handle")
-}
-
-/// Invites contact `contact` of `from` at `targets`, now, keeping a handle.
-fn invite_contact(
-    net: &mut Network,
-    from: NodeId,
-    contact: peercollab_core::agent::ContactId,
-    targets: &[Target],
-    invitation: &InvitationRequest<'_>,
-    options: InviteOptions,
-) -> Handle {
-    let now = net.now;
-    nd_mut(net, from)
-        .agent
-        .invite_contact(now, contact, targets, invitation, options)
-        .expect("invite")
-        .expect("handle")
 }
 
 /// The outcome `response(handle)` reads, `None` while pending.
@@ -136,7 +92,7 @@ fn ended(net: &Network, node: NodeId) -> Vec<Outcome> {
 }
 
 fn invited(net: &Network, node: NodeId) -> usize {
-    nd(net, node).count(|e| matches!(e, Event::Invited(_)))
+    nd(net, node).invited()
 }
 
 /// Windows' synchronous call as a sans-IO caller writes it: drive the
