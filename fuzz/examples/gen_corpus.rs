@@ -25,11 +25,10 @@ use peercollab_fuzz::agent_network::{
     self as network, ALICE, BOB0, BOB1, CARD_ALICE, CARD_BOB, CARD_BOB_NEWER, InviteSpec, NOWHERE,
     NameSpec, Relation, away, home,
 };
-use peercollab_fuzz::handshake_responder::{self as hr, Mutation, Op, Policy, Source, start};
-use peercollab_fuzz::invitation_machine::{
-    self as machine, AnswerSpec, Body, Expiry, Side, Verdict,
-};
+use peercollab_fuzz::handshake_responder::{self as hr, Op, Policy, Source, start};
+use peercollab_fuzz::invitation_machine::{self as machine, Body, Expiry, Side, Verdict};
 use peercollab_fuzz::noise_responder::{self as nr, Mode};
+use peercollab_fuzz::schedule::{AnswerSpec, Mutation, START_MS};
 use peercollab_fuzz::{contact_card_parse, frame_decode, invite_message};
 
 fn write(target: &str, name: &str, data: &[u8]) {
@@ -382,7 +381,7 @@ fn handshake_responder() -> Vec<Vec<u8>> {
             read_newest(0),
             Op::Advance { ms: -5_000 },
             Op::Advance { ms: 20_000 },
-            Op::Jump { at: hr::START_MS + 40_000 },
+            Op::Jump { at: START_MS + 40_000 },
             Op::Jump { at: u64::MAX },
             Op::Advance { ms: -1 },
             Op::Start { flags: 0 },
@@ -722,7 +721,7 @@ fn im_cancel(reason: CancelReason, text: &str) -> machine::Op {
     machine::Op::Cancel { reason, text: text.as_bytes().to_vec(), on_invitee: false }
 }
 
-fn im_deliver(pick: u8, keep: bool, reflect: bool, mutation: machine::Mutation) -> machine::Op {
+fn im_deliver(pick: u8, keep: bool, reflect: bool, mutation: Mutation) -> machine::Op {
     machine::Op::Deliver { pick, keep, reflect, mutation }
 }
 
@@ -875,7 +874,7 @@ fn invitation_machine() {
     // A hostile network: junk, corrupted, truncated, reflected and
     // duplicated datagrams around a genuine exchange; time backwards; the
     // end of time.
-    use machine::Mutation as M;
+    use Mutation as M;
     let tx = |side| I::Transmit { side };
     let hostile = |ops: &mut Vec<machine::Op>| {
         ops.extend([
@@ -931,7 +930,7 @@ fn an_rounds(agents: &[u8], rounds: usize) -> Vec<network::Op> {
         .collect()
 }
 
-fn an_respond(agent: u8, answer: network::AnswerSpec, reason: &str) -> network::Op {
+fn an_respond(agent: u8, answer: AnswerSpec, reason: &str) -> network::Op {
     network::Op::Respond { agent, incoming: 0, answer, reason: reason.as_bytes().to_vec() }
 }
 
@@ -952,11 +951,13 @@ fn an_invite_bob(targets: &[(u8, u8)], request: u8, options: InviteSpec) -> netw
 /// the policy table's silences and refusals, every command refused, and a
 /// hostile network.
 fn agent_network() {
-    use network::{AnswerSpec as A, Op as N, Source};
+    use AnswerSpec as A;
+    use network::{Op as N, Source};
     use peercollab_core::agent::{AgentError, Event, Policy, Trust};
     use peercollab_core::invite::InviteError;
     let config = network::Config::default();
     let bob0 = [(0, home(BOB0))];
+    let bob1 = [(1, home(BOB1))];
     let linger = || [N::Advance { ms: 40_000 }];
 
     // A contact invitation (IK, Alice to Bob's endpoint 0), accepted; the
@@ -1066,7 +1067,7 @@ fn agent_network() {
         keep: false,
         reflect: false,
         source: Source::Away,
-        mutation: machine::Mutation::None,
+        mutation: Mutation::None,
     };
     let mut ops = vec![an_invite_bob(&bob0, 0, InviteSpec::KEEP)];
     ops.extend(an_rounds(&[ALICE], 1));
@@ -1117,25 +1118,13 @@ fn agent_network() {
     ops.extend([
         N::Unregister { agent: BOB1, app: 0 },
         N::SetPolicy { agent: BOB1, policy: Policy::Anyone },
-        N::InviteContact {
-            agent: ALICE,
-            contact: 0,
-            targets: vec![(1, home(BOB1))],
-            request: 0,
-            options: InviteSpec::KEEP,
-        },
+        an_invite_bob(&bob1, 0, InviteSpec::KEEP),
     ]);
     ops.extend(an_rounds(&[ALICE, BOB1], 4));
     ops.extend([
         N::Register { agent: BOB1, app: 0, name: NameSpec::Good, policy: Some(Policy::Anyone) },
         N::SetPolicy { agent: BOB1, policy: Policy::Nobody },
-        N::InviteContact {
-            agent: ALICE,
-            contact: 0,
-            targets: vec![(1, home(BOB1))],
-            request: 0,
-            options: InviteSpec::KEEP,
-        },
+        an_invite_bob(&bob1, 0, InviteSpec::KEEP),
     ]);
     ops.extend(an_rounds(&[ALICE, BOB1], 3));
     ops.push(an_respond(BOB1, A::Accept, ""));
@@ -1150,22 +1139,16 @@ fn agent_network() {
     // Every command refused: bad targets, requests and expiries, stale
     // handles, full tables, own and duplicate cards, bad names, too many
     // addresses, unknown endpoints and applications.
-    let t = |targets: Vec<(u8, u8)>, request, options| N::InviteContact {
-        agent: ALICE,
-        contact: 0,
-        targets,
-        request,
-        options,
-    };
+    let t = an_invite_bob;
     let too_long = InviteSpec { expiry: 4, ..InviteSpec::KEEP };
     let ops = vec![
-        t(vec![], 0, InviteSpec::KEEP),
-        t(vec![(0, home(BOB0)), (0, home(BOB1))], 0, InviteSpec::KEEP),
-        t(vec![(3, home(BOB0))], 0, InviteSpec::KEEP),
-        t(vec![(0, 1), (1, 2), (2, 6), (3, 0), (0, 3)], 0, InviteSpec::KEEP),
-        t(vec![(0, home(BOB0))], 4, InviteSpec::KEEP),
-        t(vec![(0, home(BOB0))], 5, InviteSpec::KEEP),
-        t(vec![(0, home(BOB0))], 0, too_long),
+        t(&[], 0, InviteSpec::KEEP),
+        t(&[(0, home(BOB0)), (0, home(BOB1))], 0, InviteSpec::KEEP),
+        t(&[(3, home(BOB0))], 0, InviteSpec::KEEP),
+        t(&[(0, 1), (1, 2), (2, 6), (3, 0), (0, 3)], 0, InviteSpec::KEEP),
+        t(&[(0, home(BOB0))], 4, InviteSpec::KEEP),
+        t(&[(0, home(BOB0))], 5, InviteSpec::KEEP),
+        t(&[(0, home(BOB0))], 0, too_long),
         N::AddContact { agent: ALICE, card: CARD_ALICE, trusted: true },
         N::AddContact { agent: ALICE, card: CARD_BOB, trusted: true },
         N::AddContact { agent: BOB0, card: CARD_BOB, trusted: true },
@@ -1213,10 +1196,10 @@ fn agent_network() {
         N::SetPolicy { agent: ALICE, policy: Policy::Nobody },
         // Two buffers: the third invitation with a body is refused; four
         // slots: the fifth endpoint is.
-        t(vec![(0, home(BOB0)), (1, home(BOB1))], 0, InviteSpec::KEEP),
-        t(vec![(0, home(BOB0))], 0, InviteSpec::KEEP),
-        t(vec![(0, home(BOB0)), (1, home(BOB1))], 1, InviteSpec::KEEP),
-        t(vec![(2, NOWHERE)], 1, InviteSpec::KEEP),
+        t(&[(0, home(BOB0)), (1, home(BOB1))], 0, InviteSpec::KEEP),
+        t(&[(0, home(BOB0))], 0, InviteSpec::KEEP),
+        t(&[(0, home(BOB0)), (1, home(BOB1))], 1, InviteSpec::KEEP),
+        t(&[(2, NOWHERE)], 1, InviteSpec::KEEP),
         N::Close { agent: ALICE, handle: 0 },
         N::Close { agent: ALICE, handle: 0 },
         N::Cancel { agent: ALICE, handle: 0 },
@@ -1273,7 +1256,7 @@ fn agent_network() {
     // A hostile network around an accepted invitation: corrupted,
     // truncated, reflected, spoofed and invented datagrams, time backwards,
     // then the end of time.
-    use machine::Mutation as M;
+    use Mutation as M;
     let hostile = |ops: &mut Vec<N>| {
         ops.extend([
             N::Deliver {

@@ -28,7 +28,8 @@
 //! every agent's global policy is `TrustedOnly` (else `Anyone`).
 //!
 //! The rest is split with [`arbitrary::Unstructured`] (through the shared
-//! readers of [`crate::framing`]) into at most [`MAX_OPS`] operations
+//! readers of [`crate::framing`] and [`crate::schedule`], which
+//! `invitation_machine` shares) into at most [`MAX_OPS`] operations
 //! ([`Op`]), until it runs out. Integers are little endian; [`encode`] is
 //! the inverse of [`decode`], which the seed generator relies on. Agents,
 //! addresses ([`address`]), requests ([`REQUESTS`]), cards, applications
@@ -43,7 +44,8 @@
 //!   nobody gets `handle_timeout` until the next time step, so commands and
 //!   datagrams may come past a deadline first;
 //! - [`Op::Transmit`]: an agent's `poll_transmit` is drained into the
-//!   in-flight list (at most [`MAX_IN_FLIGHT`]; the oldest is lost first),
+//!   in-flight list ([`InFlight`]: at most
+//!   [`MAX_IN_FLIGHT`](schedule::MAX_IN_FLIGHT); the oldest is lost first),
 //!   after what it sent before its last commands (see below);
 //! - [`Op::Deliver`]: an in-flight datagram, chosen by position, goes to
 //!   whoever listens at its destination (or back to its sender), from the
@@ -152,14 +154,20 @@
 //!   open handle got its `Responded` and every presented invitation its
 //!   `IncomingEnded`.
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::OnceLock;
 
 use arbitrary::Unstructured;
 
-use crate::framing::{read_bytes, read_u8, read_u16, read_u32};
-use crate::invitation_machine::{Mutation, mutate};
+use crate::framing::{
+    put_i32, put_long, put_ops, put_short, put_u64, read_i32, read_long, read_ops, read_short,
+    read_u8, read_u64,
+};
+use crate::schedule::{
+    self, AnswerSpec, InFlight, MAX_INJECTED, Mutation, NETWORK_MUTATIONS, SETTLE_STEP,
+    SETTLE_STEPS, moved, mutate, put_answer, put_mutation, read_answer, read_mutation,
+};
 use peercollab_core::agent::{
     Agent, AgentConfig, AgentError, AgentStats, Application, ContactId, ContactUpdate, Dropped,
     Event, Handle, IncomingId, InvitationRequest, InviteOptions, Policy, Sender, Status, Target,
@@ -170,7 +178,7 @@ use peercollab_core::identity::{
     Certificate, EndpointId, IdentityKey, IdentitySecret, LocalIdentity,
 };
 use peercollab_core::invite::{
-    Answer, AppId, CancelEffect, CancelReason, DEFAULT_EXPIRY, InviteError, MAX_APP_DATA,
+    AppId, CancelEffect, CancelReason, DEFAULT_EXPIRY, InviteError, MAX_APP_DATA,
     MAX_EXPIRY_ON_WIRE, Outcome,
 };
 use peercollab_core::noise::KeyPair;
@@ -183,13 +191,6 @@ pub type FuzzAgent = Agent<4, 4, 4, 2, 8>;
 
 /// Most operations read from one input.
 pub const MAX_OPS: usize = 256;
-/// Most datagrams in flight; a transmission beyond it loses the oldest.
-pub const MAX_IN_FLIGHT: usize = 64;
-/// Most days the silent network runs after the last operation (the longest
-/// expiry the wire carries is under 50 days).
-pub const SETTLE_STEPS: usize = 64;
-/// Where the clock starts, so that time can also go backwards from it.
-pub const START_MS: u64 = 1_000_000;
 /// Most datagrams one drain of `poll_transmit` may return.
 pub const MAX_DRAIN: usize = 128;
 /// Agents.
@@ -205,8 +206,6 @@ pub const BOB1: u8 = 2;
 pub const APP: AppId = AppId(*b"fuzz-app-network");
 /// Another application, registered only by a command.
 pub const OTHER_APP: AppId = AppId(*b"fuzz-app-another");
-
-const DAY: Duration = Duration::from_secs(24 * 3600);
 
 fn v4(last: u8, port: u16) -> SocketAddr {
     SocketAddr::new(IpAddr::V4(Ipv4Addr::new(10, 0, 0, last)), port)
@@ -398,32 +397,6 @@ pub enum Source {
     Away,
     /// An address nobody listens at.
     Nowhere,
-}
-
-/// The user's answer.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum AnswerSpec {
-    /// Accept.
-    Accept,
-    /// Decline.
-    Decline,
-    /// Busy, retry after this many milliseconds.
-    Busy(u32),
-    /// Busy, retry after longer than the wire carries (refused).
-    BusyTooLong,
-}
-
-impl AnswerSpec {
-    fn answer(self) -> Answer {
-        match self {
-            AnswerSpec::Accept => Answer::Accept,
-            AnswerSpec::Decline => Answer::Decline,
-            AnswerSpec::Busy(ms) => Answer::Busy { retry_after: Duration::from_millis(ms.into()) },
-            AnswerSpec::BusyTooLong => Answer::Busy {
-                retry_after: MAX_EXPIRY_ON_WIRE.saturating_add(Duration::from_millis(1)),
-            },
-        }
-    }
 }
 
 /// A name given to a contact or an application.
@@ -714,28 +687,6 @@ fn read_agent(u: &mut Unstructured<'_>) -> u8 {
     read_u8(u) % AGENTS as u8
 }
 
-fn read_text(u: &mut Unstructured<'_>) -> Vec<u8> {
-    let n = usize::from(read_u8(u));
-    read_bytes(u, n)
-}
-
-fn read_mutation(u: &mut Unstructured<'_>) -> Mutation {
-    match read_u8(u) % 3 {
-        0 => Mutation::None,
-        1 => Mutation::Flip { at: read_u16(u), xor: read_u8(u) },
-        _ => Mutation::Truncate { len: read_u16(u) },
-    }
-}
-
-fn read_answer(u: &mut Unstructured<'_>) -> AnswerSpec {
-    match read_u8(u) % 4 {
-        0 => AnswerSpec::Accept,
-        1 => AnswerSpec::Decline,
-        2 => AnswerSpec::Busy(read_u32(u)),
-        _ => AnswerSpec::BusyTooLong,
-    }
-}
-
 fn policy_of(b: u8) -> Policy {
     Policy::ALL[usize::from(b % 3)]
 }
@@ -760,124 +711,111 @@ fn option_policy_of(b: u8) -> Option<Policy> {
 pub fn decode(data: &[u8]) -> (Config, Vec<Op>) {
     let mut u = Unstructured::new(data);
     let config = Config::from_byte(read_u8(&mut u));
-    let mut ops = Vec::new();
-    while !u.is_empty() && ops.len() < MAX_OPS {
-        let u = &mut u;
-        let op = match read_u8(u) % OP_COUNT {
-            0 => Op::Advance { ms: u.arbitrary().unwrap_or(0) },
-            1 => Op::Jump { at: u.arbitrary().unwrap_or(0) },
-            2 => Op::Transmit { agent: read_agent(u) },
-            3 => {
-                let (pick, flags) = (read_u8(u), read_u8(u));
-                Op::Deliver {
-                    pick,
-                    keep: flags & 1 != 0,
-                    reflect: flags & 2 != 0,
-                    source: match (flags >> 2) & 3 {
-                        1 => Source::Away,
-                        2 => Source::Nowhere,
-                        _ => Source::Sender,
-                    },
-                    mutation: read_mutation(u),
-                }
+    let ops = read_ops(&mut u, MAX_OPS, OP_COUNT, |u, code| match code {
+        0 => Op::Advance { ms: read_i32(u) },
+        1 => Op::Jump { at: read_u64(u) },
+        2 => Op::Transmit { agent: read_agent(u) },
+        3 => {
+            let (pick, flags) = (read_u8(u), read_u8(u));
+            Op::Deliver {
+                pick,
+                keep: flags & 1 != 0,
+                reflect: flags & 2 != 0,
+                source: match (flags >> 2) & 3 {
+                    1 => Source::Away,
+                    2 => Source::Nowhere,
+                    _ => Source::Sender,
+                },
+                mutation: read_mutation(u, NETWORK_MUTATIONS),
             }
-            4 => Op::Drop { pick: read_u8(u) },
-            5 => Op::Flush,
-            6 => {
-                let to = read_agent(u);
-                let from = read_u8(u) % ADDRESS_COUNT as u8;
-                let n = usize::from(read_u16(u)).min(1500);
-                Op::Inject { to, from, bytes: read_bytes(u, n) }
-            }
-            7 => {
-                let agent = read_agent(u);
-                let contact = read_u8(u);
-                let n = read_u8(u) % 6;
-                let targets =
-                    (0..n).map(|_| (read_u8(u) % 4, read_u8(u) % ADDRESS_COUNT as u8)).collect();
-                let request = read_u8(u) % REQUESTS.len() as u8;
-                Op::InviteContact {
-                    agent,
-                    contact,
-                    targets,
-                    request,
-                    options: InviteSpec::of(read_u8(u)),
-                }
-            }
-            8 => Op::InviteEndpoint {
-                agent: read_agent(u),
-                to: read_u8(u) % ADDRESS_COUNT as u8,
-                request: read_u8(u) % REQUESTS.len() as u8,
+        }
+        4 => Op::Drop { pick: read_u8(u) },
+        5 => Op::Flush,
+        6 => {
+            let to = read_agent(u);
+            let from = read_u8(u) % ADDRESS_COUNT as u8;
+            Op::Inject { to, from, bytes: read_long(u, MAX_INJECTED) }
+        }
+        7 => {
+            let agent = read_agent(u);
+            let contact = read_u8(u);
+            let n = read_u8(u) % 6;
+            let targets =
+                (0..n).map(|_| (read_u8(u) % 4, read_u8(u) % ADDRESS_COUNT as u8)).collect();
+            let request = read_u8(u) % REQUESTS.len() as u8;
+            Op::InviteContact {
+                agent,
+                contact,
+                targets,
+                request,
                 options: InviteSpec::of(read_u8(u)),
-            },
-            9 => Op::Response { agent: read_agent(u), handle: read_u8(u) },
-            10 => Op::Cancel { agent: read_agent(u), handle: read_u8(u) },
-            11 => Op::Close { agent: read_agent(u), handle: read_u8(u) },
-            12 => {
-                let (agent, incoming) = (read_agent(u), read_u8(u));
-                let answer = read_answer(u);
-                Op::Respond { agent, incoming, answer, reason: read_text(u) }
             }
-            13 => Op::LaunchInfo {
-                agent: read_agent(u),
-                incoming: read_u8(u),
-                view: read_u8(u) & 1 != 0,
-            },
-            14 => Op::Release { agent: read_agent(u), incoming: read_u8(u) },
-            15 => Op::AddContact {
-                agent: read_agent(u),
-                card: read_u8(u) % CARDS as u8,
-                trusted: read_u8(u) & 1 != 0,
-            },
-            16 => {
-                let (agent, contact, flags) = (read_agent(u), read_u8(u), read_u8(u));
-                Op::UpdateContact {
-                    agent,
-                    contact,
-                    name: match flags & 7 {
-                        n @ 1..=4 => Some(NameSpec::of(n - 1)),
-                        _ => None,
-                    },
-                    trust: match (flags >> 3) & 3 {
-                        1 => Some(Trust::Trusted),
-                        2 => Some(Trust::Known),
-                        _ => None,
-                    },
-                    addresses: match (flags >> 5) & 7 {
-                        n @ 1..=6 => Some(n - 1),
-                        _ => None,
-                    },
-                }
+        }
+        8 => Op::InviteEndpoint {
+            agent: read_agent(u),
+            to: read_u8(u) % ADDRESS_COUNT as u8,
+            request: read_u8(u) % REQUESTS.len() as u8,
+            options: InviteSpec::of(read_u8(u)),
+        },
+        9 => Op::Response { agent: read_agent(u), handle: read_u8(u) },
+        10 => Op::Cancel { agent: read_agent(u), handle: read_u8(u) },
+        11 => Op::Close { agent: read_agent(u), handle: read_u8(u) },
+        12 => {
+            let (agent, incoming) = (read_agent(u), read_u8(u));
+            let answer = read_answer(u);
+            Op::Respond { agent, incoming, answer, reason: read_short(u) }
+        }
+        13 => {
+            Op::LaunchInfo { agent: read_agent(u), incoming: read_u8(u), view: read_u8(u) & 1 != 0 }
+        }
+        14 => Op::Release { agent: read_agent(u), incoming: read_u8(u) },
+        15 => Op::AddContact {
+            agent: read_agent(u),
+            card: read_u8(u) % CARDS as u8,
+            trusted: read_u8(u) & 1 != 0,
+        },
+        16 => {
+            let (agent, contact, flags) = (read_agent(u), read_u8(u), read_u8(u));
+            Op::UpdateContact {
+                agent,
+                contact,
+                name: match flags & 7 {
+                    n @ 1..=4 => Some(NameSpec::of(n - 1)),
+                    _ => None,
+                },
+                trust: match (flags >> 3) & 3 {
+                    1 => Some(Trust::Trusted),
+                    2 => Some(Trust::Known),
+                    _ => None,
+                },
+                addresses: match (flags >> 5) & 7 {
+                    n @ 1..=6 => Some(n - 1),
+                    _ => None,
+                },
             }
-            17 => Op::RemoveContact { agent: read_agent(u), contact: read_u8(u) },
-            18 => Op::RevokeEndpoint {
-                agent: read_agent(u),
-                contact: read_u8(u),
-                endpoint: read_u8(u) % 4,
-            },
-            19 => Op::Register {
-                agent: read_agent(u),
-                app: read_u8(u) % APPS as u8,
-                name: NameSpec::of(read_u8(u)),
-                policy: option_policy_of(read_u8(u)),
-            },
-            20 => Op::Unregister { agent: read_agent(u), app: read_u8(u) % APPS as u8 },
-            21 => Op::SetPolicy { agent: read_agent(u), policy: policy_of(read_u8(u)) },
-            22 => Op::Skew { ms: u.arbitrary().unwrap_or(0) },
-            _ => Op::RefreshContact {
-                agent: read_agent(u),
-                contact: read_u8(u),
-                card: read_u8(u) % CARDS as u8,
-            },
-        };
-        ops.push(op);
-    }
+        }
+        17 => Op::RemoveContact { agent: read_agent(u), contact: read_u8(u) },
+        18 => Op::RevokeEndpoint {
+            agent: read_agent(u),
+            contact: read_u8(u),
+            endpoint: read_u8(u) % 4,
+        },
+        19 => Op::Register {
+            agent: read_agent(u),
+            app: read_u8(u) % APPS as u8,
+            name: NameSpec::of(read_u8(u)),
+            policy: option_policy_of(read_u8(u)),
+        },
+        20 => Op::Unregister { agent: read_agent(u), app: read_u8(u) % APPS as u8 },
+        21 => Op::SetPolicy { agent: read_agent(u), policy: policy_of(read_u8(u)) },
+        22 => Op::Skew { ms: read_i32(u) },
+        _ => Op::RefreshContact {
+            agent: read_agent(u),
+            contact: read_u8(u),
+            card: read_u8(u) % CARDS as u8,
+        },
+    });
     (config, ops)
-}
-
-fn put_text(out: &mut Vec<u8>, text: &[u8]) {
-    out.push(u8::try_from(text.len()).expect("a text fits in u8"));
-    out.extend_from_slice(text);
 }
 
 fn name_byte(n: NameSpec) -> u8 {
@@ -887,118 +825,94 @@ fn name_byte(n: NameSpec) -> u8 {
 /// Frames a config and operations as an input (the inverse of [`decode`]).
 #[must_use]
 pub fn encode(config: Config, ops: &[Op]) -> Vec<u8> {
-    assert!(ops.len() <= MAX_OPS);
     let mut out = vec![config.byte()];
-    for op in ops {
-        match op {
-            Op::Advance { ms } => {
-                out.push(0);
-                out.extend_from_slice(&ms.to_le_bytes());
-            }
-            Op::Jump { at } => {
-                out.push(1);
-                out.extend_from_slice(&at.to_le_bytes());
-            }
-            Op::Transmit { agent } => out.extend_from_slice(&[2, *agent]),
-            Op::Deliver { pick, keep, reflect, source, mutation } => {
-                let source = match source {
-                    Source::Sender => 0,
-                    Source::Away => 1,
-                    Source::Nowhere => 2,
-                };
-                let flags = u8::from(*keep) | u8::from(*reflect) << 1 | source << 2;
-                out.extend_from_slice(&[3, *pick, flags]);
-                match mutation {
-                    Mutation::None => out.push(0),
-                    Mutation::Flip { at, xor } => {
-                        out.push(1);
-                        out.extend_from_slice(&at.to_le_bytes());
-                        out.push(*xor);
-                    }
-                    Mutation::Truncate { len } => {
-                        out.push(2);
-                        out.extend_from_slice(&len.to_le_bytes());
-                    }
-                }
-            }
-            Op::Drop { pick } => out.extend_from_slice(&[4, *pick]),
-            Op::Flush => out.push(5),
-            Op::Inject { to, from, bytes } => {
-                assert!(bytes.len() <= 1500, "injected datagrams are at most 1500 bytes");
-                out.extend_from_slice(&[6, *to, *from]);
-                out.extend_from_slice(&u16::try_from(bytes.len()).unwrap().to_le_bytes());
-                out.extend_from_slice(bytes);
-            }
-            Op::InviteContact { agent, contact, targets, request, options } => {
-                assert!(targets.len() <= 5, "at most five targets");
-                out.extend_from_slice(&[7, *agent, *contact, targets.len() as u8]);
-                for (e, a) in targets {
-                    out.extend_from_slice(&[*e, *a]);
-                }
-                out.extend_from_slice(&[*request, options.byte()]);
-            }
-            Op::InviteEndpoint { agent, to, request, options } => {
-                out.extend_from_slice(&[8, *agent, *to, *request, options.byte()]);
-            }
-            Op::Response { agent, handle } => out.extend_from_slice(&[9, *agent, *handle]),
-            Op::Cancel { agent, handle } => out.extend_from_slice(&[10, *agent, *handle]),
-            Op::Close { agent, handle } => out.extend_from_slice(&[11, *agent, *handle]),
-            Op::Respond { agent, incoming, answer, reason } => {
-                out.extend_from_slice(&[12, *agent, *incoming]);
-                match answer {
-                    AnswerSpec::Accept => out.push(0),
-                    AnswerSpec::Decline => out.push(1),
-                    AnswerSpec::Busy(ms) => {
-                        out.push(2);
-                        out.extend_from_slice(&ms.to_le_bytes());
-                    }
-                    AnswerSpec::BusyTooLong => out.push(3),
-                }
-                put_text(&mut out, reason);
-            }
-            Op::LaunchInfo { agent, incoming, view } => {
-                out.extend_from_slice(&[13, *agent, *incoming, u8::from(*view)]);
-            }
-            Op::Release { agent, incoming } => out.extend_from_slice(&[14, *agent, *incoming]),
-            Op::AddContact { agent, card, trusted } => {
-                out.extend_from_slice(&[15, *agent, *card, u8::from(*trusted)]);
-            }
-            Op::UpdateContact { agent, contact, name, trust, addresses } => {
-                let name = name.map_or(0, |n| name_byte(n) + 1);
-                let trust = match trust {
-                    None => 0,
-                    Some(Trust::Trusted) => 1,
-                    Some(Trust::Known) => 2,
-                };
-                let addresses = addresses.map_or(0, |n| {
-                    assert!(n <= 5, "at most five addresses");
-                    n + 1
-                });
-                out.extend_from_slice(&[16, *agent, *contact, name | trust << 3 | addresses << 5]);
-            }
-            Op::RemoveContact { agent, contact } => {
-                out.extend_from_slice(&[17, *agent, *contact]);
-            }
-            Op::RevokeEndpoint { agent, contact, endpoint } => {
-                out.extend_from_slice(&[18, *agent, *contact, *endpoint]);
-            }
-            Op::Register { agent, app, name, policy } => {
-                let policy = policy.map_or(0, |p| policy_byte(p) + 1);
-                out.extend_from_slice(&[19, *agent, *app, name_byte(*name), policy]);
-            }
-            Op::Unregister { agent, app } => out.extend_from_slice(&[20, *agent, *app]),
-            Op::SetPolicy { agent, policy } => {
-                out.extend_from_slice(&[21, *agent, policy_byte(*policy)]);
-            }
-            Op::Skew { ms } => {
-                out.push(22);
-                out.extend_from_slice(&ms.to_le_bytes());
-            }
-            Op::RefreshContact { agent, contact, card } => {
-                out.extend_from_slice(&[23, *agent, *contact, *card]);
-            }
+    put_ops(&mut out, ops, MAX_OPS, |out, op| match op {
+        Op::Advance { ms } => {
+            out.push(0);
+            put_i32(out, *ms);
         }
-    }
+        Op::Jump { at } => {
+            out.push(1);
+            put_u64(out, *at);
+        }
+        Op::Transmit { agent } => out.extend_from_slice(&[2, *agent]),
+        Op::Deliver { pick, keep, reflect, source, mutation } => {
+            let source = match source {
+                Source::Sender => 0,
+                Source::Away => 1,
+                Source::Nowhere => 2,
+            };
+            let flags = u8::from(*keep) | u8::from(*reflect) << 1 | source << 2;
+            out.extend_from_slice(&[3, *pick, flags]);
+            put_mutation(out, mutation, NETWORK_MUTATIONS);
+        }
+        Op::Drop { pick } => out.extend_from_slice(&[4, *pick]),
+        Op::Flush => out.push(5),
+        Op::Inject { to, from, bytes } => {
+            out.extend_from_slice(&[6, *to, *from]);
+            put_long(out, bytes, MAX_INJECTED);
+        }
+        Op::InviteContact { agent, contact, targets, request, options } => {
+            assert!(targets.len() <= 5, "at most five targets");
+            out.extend_from_slice(&[7, *agent, *contact, targets.len() as u8]);
+            for (e, a) in targets {
+                out.extend_from_slice(&[*e, *a]);
+            }
+            out.extend_from_slice(&[*request, options.byte()]);
+        }
+        Op::InviteEndpoint { agent, to, request, options } => {
+            out.extend_from_slice(&[8, *agent, *to, *request, options.byte()]);
+        }
+        Op::Response { agent, handle } => out.extend_from_slice(&[9, *agent, *handle]),
+        Op::Cancel { agent, handle } => out.extend_from_slice(&[10, *agent, *handle]),
+        Op::Close { agent, handle } => out.extend_from_slice(&[11, *agent, *handle]),
+        Op::Respond { agent, incoming, answer, reason } => {
+            out.extend_from_slice(&[12, *agent, *incoming]);
+            put_answer(out, *answer);
+            put_short(out, reason);
+        }
+        Op::LaunchInfo { agent, incoming, view } => {
+            out.extend_from_slice(&[13, *agent, *incoming, u8::from(*view)]);
+        }
+        Op::Release { agent, incoming } => out.extend_from_slice(&[14, *agent, *incoming]),
+        Op::AddContact { agent, card, trusted } => {
+            out.extend_from_slice(&[15, *agent, *card, u8::from(*trusted)]);
+        }
+        Op::UpdateContact { agent, contact, name, trust, addresses } => {
+            let name = name.map_or(0, |n| name_byte(n) + 1);
+            let trust = match trust {
+                None => 0,
+                Some(Trust::Trusted) => 1,
+                Some(Trust::Known) => 2,
+            };
+            let addresses = addresses.map_or(0, |n| {
+                assert!(n <= 5, "at most five addresses");
+                n + 1
+            });
+            out.extend_from_slice(&[16, *agent, *contact, name | trust << 3 | addresses << 5]);
+        }
+        Op::RemoveContact { agent, contact } => {
+            out.extend_from_slice(&[17, *agent, *contact]);
+        }
+        Op::RevokeEndpoint { agent, contact, endpoint } => {
+            out.extend_from_slice(&[18, *agent, *contact, *endpoint]);
+        }
+        Op::Register { agent, app, name, policy } => {
+            let policy = policy.map_or(0, |p| policy_byte(p) + 1);
+            out.extend_from_slice(&[19, *agent, *app, name_byte(*name), policy]);
+        }
+        Op::Unregister { agent, app } => out.extend_from_slice(&[20, *agent, *app]),
+        Op::SetPolicy { agent, policy } => {
+            out.extend_from_slice(&[21, *agent, policy_byte(*policy)]);
+        }
+        Op::Skew { ms } => {
+            out.push(22);
+            put_i32(out, *ms);
+        }
+        Op::RefreshContact { agent, contact, card } => {
+            out.extend_from_slice(&[23, *agent, *contact, *card]);
+        }
+    });
     out
 }
 
@@ -1269,7 +1183,7 @@ fn status_view(a: &FuzzAgent, h: Handle) -> Result<StatusView, AgentError> {
 struct World {
     now: Instant,
     nodes: Vec<Node>,
-    in_flight: VecDeque<Flight>,
+    in_flight: InFlight<Flight>,
     /// `respond(Accept)` calls that succeeded.
     accepts: usize,
     report: Report,
@@ -1278,7 +1192,7 @@ struct World {
 impl World {
     fn new(config: Config) -> Self {
         let cast = cast();
-        let now = Instant::from_millis(START_MS);
+        let now = schedule::start();
         let mut nodes = Vec::new();
         for (i, &relation) in config.relations.iter().enumerate() {
             let policy = if config.trusted_only { Policy::TrustedOnly } else { Policy::Anyone };
@@ -1321,7 +1235,7 @@ impl World {
                 heard_of: BTreeSet::new(),
             });
         }
-        World { now, nodes, in_flight: VecDeque::new(), accepts: 0, report: Report::default() }
+        World { now, nodes, in_flight: InFlight::default(), accepts: 0, report: Report::default() }
     }
 
     // ----- picks -----------------------------------------------------------
@@ -1567,10 +1481,7 @@ impl World {
         let mut sent = std::mem::take(&mut self.nodes[agent].outbox);
         sent.extend(self.drain(agent));
         for (destination, bytes) in sent {
-            if self.in_flight.len() == MAX_IN_FLIGHT {
-                self.in_flight.pop_front();
-            }
-            self.in_flight.push_back(Flight {
+            self.in_flight.push(Flight {
                 from: agent,
                 source: address(home(agent as u8)),
                 destination,
@@ -1738,41 +1649,52 @@ impl World {
         self.nodes[agent].handle_track.get(&h).cloned().unwrap_or_default()
     }
 
-    fn response(&mut self, agent: usize, pick: u8) {
-        let Some(h) = self.pick(agent, pick, |n| &n.handles) else { return };
+    /// Runs a command on a picked handle (stale and foreign ones too): it
+    /// succeeds exactly on a handle open at this agent, and is refused with
+    /// `UnknownHandle` otherwise. Returns the handle, what it saw before,
+    /// and the result; `None` if no handle was ever issued.
+    fn handle_command<T>(
+        &mut self,
+        agent: usize,
+        pick: u8,
+        name: &'static str,
+        f: impl FnOnce(&mut FuzzAgent, Instant, Handle) -> Result<T, AgentError>,
+    ) -> Option<(Handle, HandleTrack, Result<T, AgentError>)> {
+        let h = self.pick(agent, pick, |n| &n.handles)?;
         let t = self.track(agent, h);
-        let status = self.command(agent, "response", |a, _| status_view(a, h));
-        match status {
-            Ok(s) => {
-                assert!(t.open, "response() of a handle not open");
-                match (s, t.responded) {
-                    (StatusView::Pending(ringing), None) => {
-                        assert_eq!(ringing, t.ringing, "ringing, unreported")
-                    }
-                    (StatusView::Answered(o, ..), Some(r)) => assert_eq!(o, r, "another outcome"),
-                    (s, r) => panic!("response() is {s:?}, reported {r:?}"),
-                }
-            }
+        let result = self.command(agent, name, |a, now| f(a, now, h));
+        match &result {
+            Ok(_) => assert!(t.open, "{name} of a handle not open"),
             Err(e) => {
-                assert!(!t.open, "response() of an open handle: {e:?}");
-                assert_eq!(e, AgentError::UnknownHandle);
+                assert!(!t.open, "{name} of an open handle refused: {e:?}");
+                assert_eq!(*e, AgentError::UnknownHandle);
             }
+        }
+        Some((h, t, result))
+    }
+
+    fn response(&mut self, agent: usize, pick: u8) {
+        let status = self.handle_command(agent, pick, "response", |a, _, h| status_view(a, h));
+        let Some((_, t, Ok(s))) = status else { return };
+        match (s, t.responded) {
+            (StatusView::Pending(ringing), None) => {
+                assert_eq!(ringing, t.ringing, "ringing, unreported")
+            }
+            (StatusView::Answered(o, ..), Some(r)) => assert_eq!(o, r, "another outcome"),
+            (s, r) => panic!("response() is {s:?}, reported {r:?}"),
         }
     }
 
     fn cancel(&mut self, agent: usize, pick: u8) {
-        let Some(h) = self.pick(agent, pick, |n| &n.handles) else { return };
-        let t = self.track(agent, h);
-        let result = self.command(agent, "cancel", |a, now| a.cancel(now, h));
+        let result = self.handle_command(agent, pick, "cancel", |a, now, h| a.cancel(now, h));
+        let Some((h, t, result)) = result else { return };
         self.report.cancels.push(result);
         match result {
             Ok(CancelEffect::NoEffect) => {
-                assert!(t.open, "cancelled a handle not open");
                 assert!(t.responded.is_some(), "a cancel of no effect before the outcome");
             }
             Ok(effect) => {
                 self.clocked(agent);
-                assert!(t.open, "cancelled a handle not open");
                 assert!(t.responded.is_none(), "{effect:?} after the outcome");
                 self.poll_events(agent);
                 let t = self.track(agent, h);
@@ -1782,33 +1704,20 @@ impl World {
                     "cancelled ({effect:?}), not reported"
                 );
             }
-            Err(e) => {
-                assert!(!t.open, "cancel of an open handle refused: {e:?}");
-                assert_eq!(e, AgentError::UnknownHandle);
-            }
+            Err(_) => {}
         }
     }
 
     fn close(&mut self, agent: usize, pick: u8) {
-        let Some(h) = self.pick(agent, pick, |n| &n.handles) else { return };
-        let t = self.track(agent, h);
-        let result = self.command(agent, "close", |a, now| a.close(now, h));
-        match result {
-            Ok(()) => {
-                self.clocked(agent);
-                assert!(t.open, "closed a handle not open");
-                self.nodes[agent].handle_track.get_mut(&h).expect("tracked").open = false;
-                assert_eq!(
-                    self.nodes[agent].agent.response(h).err(),
-                    Some(AgentError::UnknownHandle),
-                    "a closed handle answers"
-                );
-            }
-            Err(e) => {
-                assert!(!t.open, "close of an open handle refused: {e:?}");
-                assert_eq!(e, AgentError::UnknownHandle);
-            }
-        }
+        let result = self.handle_command(agent, pick, "close", |a, now, h| a.close(now, h));
+        let Some((h, _, Ok(()))) = result else { return };
+        self.clocked(agent);
+        self.nodes[agent].handle_track.get_mut(&h).expect("tracked").open = false;
+        assert_eq!(
+            self.nodes[agent].agent.response(h).err(),
+            Some(AgentError::UnknownHandle),
+            "a closed handle answers"
+        );
     }
 
     fn incoming_track(&self, agent: usize, id: IncomingId) -> Option<IncomingTrack> {
@@ -1861,36 +1770,17 @@ impl World {
     fn apply(&mut self, op: Op) {
         let cast = cast();
         match op {
-            Op::Advance { ms } => {
-                let ms = self.now.as_millis().saturating_add_signed(i64::from(ms));
-                self.advance(Instant::from_millis(ms));
-            }
+            Op::Advance { ms } => self.advance(moved(self.now, ms)),
             Op::Jump { at } => self.advance(Instant::from_millis(at)),
-            Op::Skew { ms } => {
-                let ms = self.now.as_millis().saturating_add_signed(i64::from(ms));
-                self.now = Instant::from_millis(ms);
-            }
+            Op::Skew { ms } => self.now = moved(self.now, ms),
             Op::Transmit { agent } => self.transmit(usize::from(agent)),
             Op::Deliver { pick, keep, reflect, source, mutation } => {
-                if self.in_flight.is_empty() {
-                    return;
-                }
-                let i = usize::from(pick) % self.in_flight.len();
-                let f = if keep {
-                    self.in_flight[i].clone()
-                } else {
-                    self.in_flight.remove(i).expect("in range")
-                };
+                let Some(f) = self.in_flight.take(pick, keep) else { return };
                 self.deliver_flight(&f, reflect, source, &mutation);
             }
-            Op::Drop { pick } => {
-                if !self.in_flight.is_empty() {
-                    let i = usize::from(pick) % self.in_flight.len();
-                    self.in_flight.remove(i);
-                }
-            }
+            Op::Drop { pick } => self.in_flight.lose(pick),
             Op::Flush => {
-                while let Some(f) = self.in_flight.pop_front() {
+                while let Some(f) = self.in_flight.pop_oldest() {
                     self.deliver_flight(&f, false, Source::Sender, &Mutation::None);
                 }
             }
@@ -2016,7 +1906,7 @@ impl World {
             if self.at_rest() {
                 break;
             }
-            self.advance(self.now + DAY);
+            self.advance(self.now + SETTLE_STEP);
             for a in 0..AGENTS {
                 self.drain(a);
                 self.poll_events(a);

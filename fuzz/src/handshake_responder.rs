@@ -12,13 +12,15 @@
 //!
 //! # Input: a sequence of operations
 //! The input is split with [`arbitrary::Unstructured`] into at most
-//! [`MAX_OPS`] operations ([`Op`]), until it runs out. Integers are little
-//! endian, as `Unstructured` reads them; [`encode`] is the inverse of
-//! [`decode`], which the seed generator relies on.
+//! [`MAX_OPS`] operations ([`Op`]), until it runs out, by the readers of
+//! [`crate::framing`] and [`crate::schedule`]. Integers are little endian,
+//! as `Unstructured` reads them; [`encode`] is the inverse of [`decode`],
+//! which the seed generator relies on.
 //!
 //! A datagram comes from a [`Source`]: raw bytes, or one of the last
 //! [`POOL_LEN`] datagrams any genuine party sent (Bob included), possibly
-//! mutated. Operations:
+//! mutated (any [`Mutation`]: flipped, truncated, appended to, a byte set).
+//! Operations:
 //! - [`Op::Start`]: Alice (or Carol) starts a genuine initiator session, IK
 //!   to Bob (pinning his current or old certificate, stating her identity by
 //!   certificate or hash) or XX; its initiation goes to the pool;
@@ -69,7 +71,11 @@ use std::sync::OnceLock;
 
 use arbitrary::Unstructured;
 
-use crate::framing::{read_bytes, read_u8, read_u16};
+use crate::framing::{
+    put_i32, put_long, put_ops, put_u16, put_u32, put_u64, read_i32, read_long, read_ops, read_u8,
+    read_u16, read_u32, read_u64,
+};
+use crate::schedule::{self, ALL_MUTATIONS, Mutation, moved, mutate, put_mutation, read_mutation};
 use peercollab_core::identity::{Certificate, EndpointId, IdentityKey, LocalIdentity};
 use peercollab_core::mac::MacKey;
 use peercollab_core::session::{
@@ -86,8 +92,6 @@ pub const MAX_OPS: usize = 64;
 pub const MAX_HANDSHAKES: usize = 4;
 /// How many genuine datagrams the pool keeps (newest first).
 pub const POOL_LEN: usize = 16;
-/// Where the clock starts, so that time can also go backwards from it.
-pub const START_MS: u64 = 1_000_000;
 /// Seeds of the fixed identities.
 const BOB_SEED: u64 = 0xB0B;
 const ALICE_SEED: u64 = 0xA11CE;
@@ -97,34 +101,6 @@ const BOB_RNG_SEED: u64 = 0xB0B_0001;
 const INITIATOR_RNG_SEED: u64 = 0x000A_11CE_0001;
 /// Session index of the initiators' sessions.
 pub const INITIATOR_INDEX: u32 = 0xA11C_E000;
-
-/// How a genuine datagram is altered before delivery.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Mutation {
-    /// Delivered as sent.
-    None,
-    /// The byte at `at` (modulo the length) is XORed with `xor`.
-    Flip {
-        /// Position, modulo the datagram's length.
-        at: u16,
-        /// XOR mask.
-        xor: u8,
-    },
-    /// Cut to `len` modulo (length + 1) bytes.
-    Truncate {
-        /// New length, modulo the datagram's length plus one.
-        len: u16,
-    },
-    /// These bytes are appended.
-    Append(Vec<u8>),
-    /// The byte at `at` (modulo the length) is set to `value`.
-    Set {
-        /// Position, modulo the datagram's length.
-        at: u16,
-        /// New value.
-        value: u8,
-    },
-}
 
 /// Where a delivered datagram comes from.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -265,29 +241,18 @@ pub enum Op {
 
 const OP_COUNT: u8 = 9;
 
+/// Most bytes a raw datagram has: as many as its `u16` length says.
+const MAX_RAW: usize = u16::MAX as usize;
+
 // ---------------------------------------------------------------------------
 // Input framing.
-
-fn read_mutation(u: &mut Unstructured<'_>) -> Mutation {
-    match read_u8(u) % 5 {
-        0 => Mutation::None,
-        1 => Mutation::Flip { at: read_u16(u), xor: read_u8(u) },
-        2 => Mutation::Truncate { len: read_u16(u) },
-        3 => {
-            let n = usize::from(read_u8(u));
-            Mutation::Append(read_bytes(u, n))
-        }
-        _ => Mutation::Set { at: read_u16(u), value: read_u8(u) },
-    }
-}
 
 fn read_source(u: &mut Unstructured<'_>) -> Source {
     let k = read_u8(u);
     if k & 0x80 == 0 {
-        let n = usize::from(read_u16(u));
-        Source::Raw(read_bytes(u, n))
+        Source::Raw(read_long(u, MAX_RAW))
     } else {
-        Source::Genuine { back: k & 0x7f, mutation: read_mutation(u) }
+        Source::Genuine { back: k & 0x7f, mutation: read_mutation(u, ALL_MUTATIONS) }
     }
 }
 
@@ -295,73 +260,42 @@ fn read_source(u: &mut Unstructured<'_>) -> Source {
 #[must_use]
 pub fn decode(data: &[u8]) -> Vec<Op> {
     let mut u = Unstructured::new(data);
-    let mut ops = Vec::new();
-    while !u.is_empty() && ops.len() < MAX_OPS {
-        let op = match read_u8(&mut u) % OP_COUNT {
-            0 => Op::Start { flags: read_u8(&mut u) },
-            1 => {
-                let flags = read_u8(&mut u);
-                let index = u.arbitrary().unwrap_or(0);
-                Op::Read {
-                    src: read_source(&mut u),
-                    policy: Policy::from_bits(flags >> 2),
-                    accept: flags & 1 != 0,
-                    slot: (flags >> 1) & 1,
-                    index,
-                }
+    read_ops(&mut u, MAX_OPS, OP_COUNT, |u, code| match code {
+        0 => Op::Start { flags: read_u8(u) },
+        1 => {
+            let flags = read_u8(u);
+            let index = read_u32(u);
+            Op::Read {
+                src: read_source(u),
+                policy: Policy::from_bits(flags >> 2),
+                accept: flags & 1 != 0,
+                slot: (flags >> 1) & 1,
+                index,
             }
-            2 => {
-                let slot = read_u8(&mut u);
-                Op::ToBob { slot, src: read_source(&mut u) }
-            }
-            3 => Op::ToInitiator { src: read_source(&mut u) },
-            4 => Op::Advance { ms: u.arbitrary().unwrap_or(0) },
-            5 => Op::Jump { at: u.arbitrary().unwrap_or(0) },
-            6 => Op::Send { who: read_u8(&mut u), len: read_u16(&mut u) },
-            7 => Op::Cookie { nonce: read_u8(&mut u), cookie: read_u8(&mut u) },
-            _ => Op::Close { who: read_u8(&mut u) },
-        };
-        ops.push(op);
-    }
-    ops
-}
-
-fn put_u16(out: &mut Vec<u8>, v: u16) {
-    out.extend_from_slice(&v.to_le_bytes());
+        }
+        2 => {
+            let slot = read_u8(u);
+            Op::ToBob { slot, src: read_source(u) }
+        }
+        3 => Op::ToInitiator { src: read_source(u) },
+        4 => Op::Advance { ms: read_i32(u) },
+        5 => Op::Jump { at: read_u64(u) },
+        6 => Op::Send { who: read_u8(u), len: read_u16(u) },
+        7 => Op::Cookie { nonce: read_u8(u), cookie: read_u8(u) },
+        _ => Op::Close { who: read_u8(u) },
+    })
 }
 
 fn put_source(out: &mut Vec<u8>, src: &Source) {
     match src {
         Source::Raw(bytes) => {
             out.push(0);
-            put_u16(out, u16::try_from(bytes.len()).expect("raw datagram fits in u16"));
-            out.extend_from_slice(bytes);
+            put_long(out, bytes, MAX_RAW);
         }
         Source::Genuine { back, mutation } => {
             assert!(*back < 0x80, "back is 0..=127");
             out.push(0x80 | back);
-            match mutation {
-                Mutation::None => out.push(0),
-                Mutation::Flip { at, xor } => {
-                    out.push(1);
-                    put_u16(out, *at);
-                    out.push(*xor);
-                }
-                Mutation::Truncate { len } => {
-                    out.push(2);
-                    put_u16(out, *len);
-                }
-                Mutation::Append(bytes) => {
-                    out.push(3);
-                    out.push(u8::try_from(bytes.len()).expect("appended bytes fit in u8"));
-                    out.extend_from_slice(bytes);
-                }
-                Mutation::Set { at, value } => {
-                    out.push(4);
-                    put_u16(out, *at);
-                    out.push(*value);
-                }
-            }
+            put_mutation(out, mutation, ALL_MUTATIONS);
         }
     }
 }
@@ -369,41 +303,38 @@ fn put_source(out: &mut Vec<u8>, src: &Source) {
 /// Frames operations as an input (the inverse of [`decode`]).
 #[must_use]
 pub fn encode(ops: &[Op]) -> Vec<u8> {
-    assert!(ops.len() <= MAX_OPS);
     let mut out = Vec::new();
-    for op in ops {
-        match op {
-            Op::Start { flags } => out.extend_from_slice(&[0, *flags]),
-            Op::Read { src, policy, accept, slot, index } => {
-                assert!(*slot < 2);
-                out.extend_from_slice(&[1, (policy.bits() << 2) | (slot << 1) | u8::from(*accept)]);
-                out.extend_from_slice(&index.to_le_bytes());
-                put_source(&mut out, src);
-            }
-            Op::ToBob { slot, src } => {
-                out.extend_from_slice(&[2, *slot]);
-                put_source(&mut out, src);
-            }
-            Op::ToInitiator { src } => {
-                out.push(3);
-                put_source(&mut out, src);
-            }
-            Op::Advance { ms } => {
-                out.push(4);
-                out.extend_from_slice(&ms.to_le_bytes());
-            }
-            Op::Jump { at } => {
-                out.push(5);
-                out.extend_from_slice(&at.to_le_bytes());
-            }
-            Op::Send { who, len } => {
-                out.extend_from_slice(&[6, *who]);
-                put_u16(&mut out, *len);
-            }
-            Op::Cookie { nonce, cookie } => out.extend_from_slice(&[7, *nonce, *cookie]),
-            Op::Close { who } => out.extend_from_slice(&[8, *who]),
+    put_ops(&mut out, ops, MAX_OPS, |out, op| match op {
+        Op::Start { flags } => out.extend_from_slice(&[0, *flags]),
+        Op::Read { src, policy, accept, slot, index } => {
+            assert!(*slot < 2);
+            out.extend_from_slice(&[1, (policy.bits() << 2) | (slot << 1) | u8::from(*accept)]);
+            put_u32(out, *index);
+            put_source(out, src);
         }
-    }
+        Op::ToBob { slot, src } => {
+            out.extend_from_slice(&[2, *slot]);
+            put_source(out, src);
+        }
+        Op::ToInitiator { src } => {
+            out.push(3);
+            put_source(out, src);
+        }
+        Op::Advance { ms } => {
+            out.push(4);
+            put_i32(out, *ms);
+        }
+        Op::Jump { at } => {
+            out.push(5);
+            put_u64(out, *at);
+        }
+        Op::Send { who, len } => {
+            out.extend_from_slice(&[6, *who]);
+            put_u16(out, *len);
+        }
+        Op::Cookie { nonce, cookie } => out.extend_from_slice(&[7, *nonce, *cookie]),
+        Op::Close { who } => out.extend_from_slice(&[8, *who]),
+    });
     out
 }
 
@@ -463,30 +394,6 @@ pub fn cast() -> &'static Cast {
 #[must_use]
 pub fn payload_pattern(len: usize) -> Vec<u8> {
     (0..len).map(|i| (i as u8).wrapping_mul(7) ^ (len as u8) ^ 0x5a).collect()
-}
-
-/// Applies a mutation to a copy of `datagram`.
-#[must_use]
-pub fn mutate(datagram: &[u8], m: &Mutation) -> Vec<u8> {
-    let mut v = datagram.to_vec();
-    match m {
-        Mutation::None => {}
-        Mutation::Flip { at, xor } => {
-            if !v.is_empty() {
-                let i = usize::from(*at) % v.len();
-                v[i] ^= xor;
-            }
-        }
-        Mutation::Truncate { len } => v.truncate(usize::from(*len) % (v.len() + 1)),
-        Mutation::Append(bytes) => v.extend_from_slice(bytes),
-        Mutation::Set { at, value } => {
-            if !v.is_empty() {
-                let i = usize::from(*at) % v.len();
-                v[i] = *value;
-            }
-        }
-    }
-    v
 }
 
 // ---------------------------------------------------------------------------
@@ -583,7 +490,7 @@ impl World {
     fn new() -> Self {
         World {
             report: Report::default(),
-            now: Instant::from_millis(START_MS),
+            now: schedule::start(),
             bob_rng: HashDrbg::from_u64(BOB_RNG_SEED),
             init_rng: HashDrbg::from_u64(INITIATOR_RNG_SEED),
             initiator: None,
@@ -600,7 +507,7 @@ impl World {
                     return Vec::new();
                 }
                 let d = &self.pool[usize::from(*back) % self.pool.len()];
-                mutate(d, mutation)
+                mutate(d.clone(), mutation)
             }
         }
     }
@@ -928,10 +835,7 @@ pub fn run_report(data: &[u8]) -> Report {
                 let d = w.datagram(&src);
                 w.deliver(0, &d);
             }
-            Op::Advance { ms } => {
-                let ms = w.now.as_millis().saturating_add_signed(i64::from(ms));
-                w.advance(Instant::from_millis(ms));
-            }
+            Op::Advance { ms } => w.advance(moved(w.now, ms)),
             Op::Jump { at } => w.advance(Instant::from_millis(at)),
             Op::Send { who, len } => w.send(who, len),
             Op::Cookie { nonce, cookie } => w.cookie(nonce, cookie),

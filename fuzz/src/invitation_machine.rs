@@ -21,14 +21,17 @@
 //! `accept` answers (`Invitation::invitee`), exactly as an agent routes it.
 //!
 //! The rest is split with [`arbitrary::Unstructured`] into at most
-//! [`MAX_OPS`] operations ([`Op`]), until it runs out. Integers are little
-//! endian, as `Unstructured` reads them; [`encode`] is the inverse of
-//! [`decode`], which the seed generator relies on. Operations:
+//! [`MAX_OPS`] operations ([`Op`]), until it runs out, by the readers of
+//! [`crate::framing`] and [`crate::schedule`] (which `agent_network` shares).
+//! Integers are little endian, as `Unstructured` reads them; [`encode`] is
+//! the inverse of [`decode`], which the seed generator relies on.
+//! Operations:
 //! - [`Op::Advance`] / [`Op::Jump`]: time moves (by a signed amount, or to
 //!   an absolute instant: also backwards, also to the end of time), then
 //!   both sides get `handle_timeout`;
 //! - [`Op::Transmit`]: one side's `poll_transmit` is drained into the
-//!   in-flight list (at most [`MAX_IN_FLIGHT`]; the oldest is lost first);
+//!   in-flight list ([`InFlight`]: at most
+//!   [`MAX_IN_FLIGHT`](schedule::MAX_IN_FLIGHT); the oldest is lost first);
 //! - [`Op::Deliver`]: an in-flight datagram (chosen by position, so in any
 //!   order) goes to its receiver, or back to its sender (reflection), as
 //!   sent, with a byte flipped or truncated; it stays in flight (a
@@ -85,18 +88,24 @@
 //!   invitation is left without a deadline before it closed), even when
 //!   time reached `Instant::MAX` (`regressions/invitation_machine/`).
 
-use std::collections::VecDeque;
 use std::sync::OnceLock;
 
 use arbitrary::Unstructured;
 
-use crate::framing::{read_bytes, read_u8, read_u16, read_u32};
+use crate::framing::{
+    put_i32, put_long, put_ops, put_short, put_u32, put_u64, read_i32, read_long, read_ops,
+    read_short, read_u8, read_u32, read_u64,
+};
+use crate::schedule::{
+    self, AnswerSpec, InFlight, MAX_INJECTED, Mutation, NETWORK_MUTATIONS, SETTLE_STEP,
+    SETTLE_STEPS, moved, mutate, put_answer, put_mutation, read_answer, read_mutation,
+};
 use peercollab_core::identity::{Certificate, EndpointId, LocalIdentity};
 use peercollab_core::invite::table::{InviteeState, InviterState};
 use peercollab_core::invite::{
-    Admission, Answer, AppId, BufferId, BufferPool, CancelEffect, CancelReason, DEFAULT_EXPIRY,
-    DataPool, InvitationEvent, InviteError, InviteId, InviteeConfig, MAX_APP_DATA,
-    MAX_EXPIRY_ON_WIRE, MAX_MESSAGE_CHARS, MAX_REASON_BYTES, Offer, Outcome, Screen, State,
+    Admission, AppId, BufferId, BufferPool, CancelEffect, CancelReason, DEFAULT_EXPIRY, DataPool,
+    InvitationEvent, InviteError, InviteId, InviteeConfig, MAX_APP_DATA, MAX_EXPIRY_ON_WIRE,
+    MAX_MESSAGE_CHARS, MAX_REASON_BYTES, Offer, Outcome, Screen, State,
 };
 use peercollab_core::invite::{Invitation, Party as Role};
 use peercollab_core::session::{Incoming, PinnedPeer, Session, StatementForm};
@@ -105,13 +114,6 @@ use peercollab_core::{Duration, HashDrbg, Instant};
 
 /// Most operations read from one input.
 pub const MAX_OPS: usize = 256;
-/// Most datagrams in flight; a transmission beyond it loses the oldest.
-pub const MAX_IN_FLIGHT: usize = 64;
-/// Most days the silent network runs after the last operation (the longest
-/// expiry the wire carries is under 50 days).
-pub const SETTLE_STEPS: usize = 64;
-/// Where the clock starts, so that time can also go backwards from it.
-pub const START_MS: u64 = 1_000_000;
 /// Session index of the inviter's session.
 pub const INVITER_INDEX: u32 = 0xA11C_E000;
 /// Session index of the invitee's session.
@@ -126,8 +128,6 @@ const BOB_SEED: u64 = 0xB0B;
 /// Seeds of the parties' entropy during a run.
 const ALICE_RNG_SEED: u64 = 0xA11C_E000_0001;
 const BOB_RNG_SEED: u64 = 0xB0B0_0001;
-
-const DAY: Duration = Duration::from_secs(24 * 3600);
 
 /// One of the two sides.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -244,52 +244,6 @@ impl Default for Config {
     }
 }
 
-/// How a delivered datagram is altered.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Mutation {
-    /// Delivered as sent.
-    None,
-    /// The byte at `at` (modulo the length) is XORed with `xor`.
-    Flip {
-        /// Position, modulo the datagram's length.
-        at: u16,
-        /// XOR mask.
-        xor: u8,
-    },
-    /// Cut to `len` modulo (length + 1) bytes.
-    Truncate {
-        /// New length, modulo the datagram's length plus one.
-        len: u16,
-    },
-}
-
-/// The invitee's user's answer.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum AnswerSpec {
-    /// Accept.
-    Accept,
-    /// Decline.
-    Decline,
-    /// Busy, retry after this many milliseconds.
-    Busy(u32),
-    /// Busy, retry after a wait one millisecond longer than the wire
-    /// carries (refused with `DurationTooLong`).
-    BusyTooLong,
-}
-
-impl AnswerSpec {
-    fn answer(self) -> Answer {
-        match self {
-            AnswerSpec::Accept => Answer::Accept,
-            AnswerSpec::Decline => Answer::Decline,
-            AnswerSpec::Busy(ms) => Answer::Busy { retry_after: Duration::from_millis(ms.into()) },
-            AnswerSpec::BusyTooLong => Answer::Busy {
-                retry_after: MAX_EXPIRY_ON_WIRE.saturating_add(Duration::from_millis(1)),
-            },
-        }
-    }
-}
-
 /// The verdict of the invitee's screen.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Verdict {
@@ -400,28 +354,6 @@ const OP_COUNT: u8 = 11;
 // ---------------------------------------------------------------------------
 // Input framing.
 
-fn read_text(u: &mut Unstructured<'_>) -> Vec<u8> {
-    let n = usize::from(read_u8(u));
-    read_bytes(u, n)
-}
-
-fn read_mutation(u: &mut Unstructured<'_>) -> Mutation {
-    match read_u8(u) % 3 {
-        0 => Mutation::None,
-        1 => Mutation::Flip { at: read_u16(u), xor: read_u8(u) },
-        _ => Mutation::Truncate { len: read_u16(u) },
-    }
-}
-
-fn read_answer(u: &mut Unstructured<'_>) -> AnswerSpec {
-    match read_u8(u) % 4 {
-        0 => AnswerSpec::Accept,
-        1 => AnswerSpec::Decline,
-        2 => AnswerSpec::Busy(read_u32(u)),
-        _ => AnswerSpec::BusyTooLong,
-    }
-}
-
 fn read_verdict(u: &mut Unstructured<'_>) -> Verdict {
     match read_u8(u) % 5 {
         0 => Verdict::Present,
@@ -429,6 +361,19 @@ fn read_verdict(u: &mut Unstructured<'_>) -> Verdict {
         2 => Verdict::NotAccepted,
         3 => Verdict::Busy(read_u32(u)),
         _ => Verdict::BusyForever,
+    }
+}
+
+fn put_verdict(out: &mut Vec<u8>, verdict: Verdict) {
+    match verdict {
+        Verdict::Present => out.push(0),
+        Verdict::NotRegistered => out.push(1),
+        Verdict::NotAccepted => out.push(2),
+        Verdict::Busy(ms) => {
+            out.push(3);
+            put_u32(out, ms);
+        }
+        Verdict::BusyForever => out.push(4),
     }
 }
 
@@ -453,126 +398,83 @@ fn reason_byte(r: CancelReason) -> u8 {
 pub fn decode(data: &[u8]) -> (Config, Vec<Op>) {
     let mut u = Unstructured::new(data);
     let config = Config::from_byte(read_u8(&mut u));
-    let mut ops = Vec::new();
-    while !u.is_empty() && ops.len() < MAX_OPS {
-        let op = match read_u8(&mut u) % OP_COUNT {
-            0 => Op::Advance { ms: u.arbitrary().unwrap_or(0) },
-            1 => Op::Jump { at: u.arbitrary().unwrap_or(0) },
-            2 => Op::Transmit { side: Side::from_bit(read_u8(&mut u)) },
-            3 => {
-                let (pick, flags) = (read_u8(&mut u), read_u8(&mut u));
-                Op::Deliver {
-                    pick,
-                    keep: flags & 1 != 0,
-                    reflect: flags & 2 != 0,
-                    mutation: read_mutation(&mut u),
-                }
+    let ops = read_ops(&mut u, MAX_OPS, OP_COUNT, |u, code| match code {
+        0 => Op::Advance { ms: read_i32(u) },
+        1 => Op::Jump { at: read_u64(u) },
+        2 => Op::Transmit { side: Side::from_bit(read_u8(u)) },
+        3 => {
+            let (pick, flags) = (read_u8(u), read_u8(u));
+            Op::Deliver {
+                pick,
+                keep: flags & 1 != 0,
+                reflect: flags & 2 != 0,
+                mutation: read_mutation(u, NETWORK_MUTATIONS),
             }
-            4 => Op::Drop { pick: read_u8(&mut u) },
-            5 => Op::Flush,
-            6 => {
-                let to = Side::from_bit(read_u8(&mut u));
-                let n = usize::from(read_u16(&mut u)).min(1500);
-                Op::Inject { to, bytes: read_bytes(&mut u, n) }
+        }
+        4 => Op::Drop { pick: read_u8(u) },
+        5 => Op::Flush,
+        6 => {
+            let to = Side::from_bit(read_u8(u));
+            Op::Inject { to, bytes: read_long(u, MAX_INJECTED) }
+        }
+        7 => {
+            let flags = read_u8(u);
+            let answer = read_answer(u);
+            Op::Respond { answer, reason: read_short(u), on_inviter: flags & 1 != 0 }
+        }
+        8 => {
+            let flags = read_u8(u);
+            Op::Cancel {
+                reason: reason_of(flags >> 1),
+                text: read_short(u),
+                on_invitee: flags & 1 != 0,
             }
-            7 => {
-                let flags = read_u8(&mut u);
-                let answer = read_answer(&mut u);
-                Op::Respond { answer, reason: read_text(&mut u), on_inviter: flags & 1 != 0 }
-            }
-            8 => {
-                let flags = read_u8(&mut u);
-                Op::Cancel {
-                    reason: reason_of(flags >> 1),
-                    text: read_text(&mut u),
-                    on_invitee: flags & 1 != 0,
-                }
-            }
-            9 => Op::Screen { verdict: read_verdict(&mut u) },
-            _ => Op::Hog { take: read_u8(&mut u) & 1 == 0 },
-        };
-        ops.push(op);
-    }
+        }
+        9 => Op::Screen { verdict: read_verdict(u) },
+        _ => Op::Hog { take: read_u8(u) & 1 == 0 },
+    });
     (config, ops)
-}
-
-fn put_text(out: &mut Vec<u8>, text: &[u8]) {
-    out.push(u8::try_from(text.len()).expect("a text fits in u8"));
-    out.extend_from_slice(text);
 }
 
 /// Frames a config and operations as an input (the inverse of [`decode`]).
 #[must_use]
 pub fn encode(config: Config, ops: &[Op]) -> Vec<u8> {
-    assert!(ops.len() <= MAX_OPS);
     let mut out = vec![config.byte()];
-    for op in ops {
-        match op {
-            Op::Advance { ms } => {
-                out.push(0);
-                out.extend_from_slice(&ms.to_le_bytes());
-            }
-            Op::Jump { at } => {
-                out.push(1);
-                out.extend_from_slice(&at.to_le_bytes());
-            }
-            Op::Transmit { side } => out.extend_from_slice(&[2, side.bit()]),
-            Op::Deliver { pick, keep, reflect, mutation } => {
-                out.extend_from_slice(&[3, *pick, u8::from(*keep) | u8::from(*reflect) << 1]);
-                match mutation {
-                    Mutation::None => out.push(0),
-                    Mutation::Flip { at, xor } => {
-                        out.push(1);
-                        out.extend_from_slice(&at.to_le_bytes());
-                        out.push(*xor);
-                    }
-                    Mutation::Truncate { len } => {
-                        out.push(2);
-                        out.extend_from_slice(&len.to_le_bytes());
-                    }
-                }
-            }
-            Op::Drop { pick } => out.extend_from_slice(&[4, *pick]),
-            Op::Flush => out.push(5),
-            Op::Inject { to, bytes } => {
-                assert!(bytes.len() <= 1500, "injected datagrams are at most 1500 bytes");
-                out.extend_from_slice(&[6, to.bit()]);
-                out.extend_from_slice(&u16::try_from(bytes.len()).unwrap().to_le_bytes());
-                out.extend_from_slice(bytes);
-            }
-            Op::Respond { answer, reason, on_inviter } => {
-                out.extend_from_slice(&[7, u8::from(*on_inviter)]);
-                match answer {
-                    AnswerSpec::Accept => out.push(0),
-                    AnswerSpec::Decline => out.push(1),
-                    AnswerSpec::Busy(ms) => {
-                        out.push(2);
-                        out.extend_from_slice(&ms.to_le_bytes());
-                    }
-                    AnswerSpec::BusyTooLong => out.push(3),
-                }
-                put_text(&mut out, reason);
-            }
-            Op::Cancel { reason, text, on_invitee } => {
-                out.extend_from_slice(&[8, reason_byte(*reason) << 1 | u8::from(*on_invitee)]);
-                put_text(&mut out, text);
-            }
-            Op::Screen { verdict } => {
-                out.push(9);
-                match verdict {
-                    Verdict::Present => out.push(0),
-                    Verdict::NotRegistered => out.push(1),
-                    Verdict::NotAccepted => out.push(2),
-                    Verdict::Busy(ms) => {
-                        out.push(3);
-                        out.extend_from_slice(&ms.to_le_bytes());
-                    }
-                    Verdict::BusyForever => out.push(4),
-                }
-            }
-            Op::Hog { take } => out.extend_from_slice(&[10, u8::from(!*take)]),
+    put_ops(&mut out, ops, MAX_OPS, |out, op| match op {
+        Op::Advance { ms } => {
+            out.push(0);
+            put_i32(out, *ms);
         }
-    }
+        Op::Jump { at } => {
+            out.push(1);
+            put_u64(out, *at);
+        }
+        Op::Transmit { side } => out.extend_from_slice(&[2, side.bit()]),
+        Op::Deliver { pick, keep, reflect, mutation } => {
+            out.extend_from_slice(&[3, *pick, u8::from(*keep) | u8::from(*reflect) << 1]);
+            put_mutation(out, mutation, NETWORK_MUTATIONS);
+        }
+        Op::Drop { pick } => out.extend_from_slice(&[4, *pick]),
+        Op::Flush => out.push(5),
+        Op::Inject { to, bytes } => {
+            out.extend_from_slice(&[6, to.bit()]);
+            put_long(out, bytes, MAX_INJECTED);
+        }
+        Op::Respond { answer, reason, on_inviter } => {
+            out.extend_from_slice(&[7, u8::from(*on_inviter)]);
+            put_answer(out, *answer);
+            put_short(out, reason);
+        }
+        Op::Cancel { reason, text, on_invitee } => {
+            out.extend_from_slice(&[8, reason_byte(*reason) << 1 | u8::from(*on_invitee)]);
+            put_short(out, text);
+        }
+        Op::Screen { verdict } => {
+            out.push(9);
+            put_verdict(out, *verdict);
+        }
+        Op::Hog { take } => out.extend_from_slice(&[10, u8::from(!*take)]),
+    });
     out
 }
 
@@ -632,7 +534,7 @@ fn initiator_session(config: Config) -> (Session, HashDrbg) {
     static SESSIONS: OnceLock<Vec<(Session, HashDrbg)>> = OnceLock::new();
     let sessions = SESSIONS.get_or_init(|| {
         let cast = cast();
-        let now = Instant::from_millis(START_MS);
+        let now = schedule::start();
         (0..4)
             .map(|variant| {
                 let mut rng = HashDrbg::from_u64(ALICE_RNG_SEED);
@@ -811,7 +713,7 @@ struct World {
     /// Buffers of Bob's pool someone else holds.
     hogged: Vec<BufferId>,
     /// Datagrams in flight, oldest first, with their sender.
-    in_flight: VecDeque<(Side, Vec<u8>)>,
+    in_flight: InFlight<(Side, Vec<u8>)>,
     /// The invitee's user accepted (a `respond(Accept)` succeeded).
     user_accepted: bool,
     report: Report,
@@ -820,7 +722,7 @@ struct World {
 impl World {
     fn new(config: Config) -> Self {
         let cast = cast();
-        let now = Instant::from_millis(START_MS);
+        let now = schedule::start();
         let mut alice = Peer::new(ALICE_RNG_SEED);
         let (session, rng) = initiator_session(config);
         alice.rng = rng;
@@ -844,7 +746,7 @@ impl World {
             bob,
             screen: FuzzScreen { verdict: Verdict::Present, calls: 0 },
             hogged,
-            in_flight: VecDeque::new(),
+            in_flight: InFlight::default(),
             user_accepted: false,
             report: Report::default(),
         }
@@ -1018,10 +920,6 @@ impl World {
         self.report.invitee_built = true;
     }
 
-    fn pick(&self, pick: u8) -> Option<usize> {
-        (!self.in_flight.is_empty()).then(|| usize::from(pick) % self.in_flight.len())
-    }
-
     fn respond(&mut self, answer: AnswerSpec, reason: &[u8], on_inviter: bool) {
         let now = self.now;
         let side = if on_inviter { Side::Inviter } else { Side::Invitee };
@@ -1150,37 +1048,22 @@ impl World {
 
     fn apply(&mut self, op: Op) {
         match op {
-            Op::Advance { ms } => {
-                let ms = self.now.as_millis().saturating_add_signed(i64::from(ms));
-                self.advance(Instant::from_millis(ms));
-            }
+            Op::Advance { ms } => self.advance(moved(self.now, ms)),
             Op::Jump { at } => self.advance(Instant::from_millis(at)),
             Op::Transmit { side } => {
                 for d in self.transmit(side) {
-                    if self.in_flight.len() == MAX_IN_FLIGHT {
-                        self.in_flight.pop_front();
-                    }
-                    self.in_flight.push_back((side, d));
+                    self.in_flight.push((side, d));
                 }
             }
             Op::Deliver { pick, keep, reflect, mutation } => {
-                let Some(i) = self.pick(pick) else { return };
-                let (from, d) = if keep {
-                    self.in_flight[i].clone()
-                } else {
-                    self.in_flight.remove(i).expect("in range")
-                };
+                let Some((from, d)) = self.in_flight.take(pick, keep) else { return };
                 let d = mutate(d, &mutation);
                 let to = if reflect { from } else { from.other() };
                 self.deliver(to, &d);
             }
-            Op::Drop { pick } => {
-                if let Some(i) = self.pick(pick) {
-                    self.in_flight.remove(i);
-                }
-            }
+            Op::Drop { pick } => self.in_flight.lose(pick),
             Op::Flush => {
-                while let Some((from, d)) = self.in_flight.pop_front() {
+                while let Some((from, d)) = self.in_flight.pop_oldest() {
                     self.deliver(from.other(), &d);
                 }
             }
@@ -1203,7 +1086,7 @@ impl World {
             if !open(&self.alice) && !open(&self.bob) {
                 break;
             }
-            self.advance(self.now + DAY);
+            self.advance(self.now + SETTLE_STEP);
             self.transmit(Side::Inviter);
             self.transmit(Side::Invitee);
             self.check();
@@ -1216,22 +1099,6 @@ impl World {
             .collect();
         assert!(stuck.is_empty(), "the network went silent, never closed: {stuck:#?}");
     }
-}
-
-/// Applies a mutation.
-#[must_use]
-pub fn mutate(mut v: Vec<u8>, m: &Mutation) -> Vec<u8> {
-    match m {
-        Mutation::None => {}
-        Mutation::Flip { at, xor } => {
-            if !v.is_empty() {
-                let i = usize::from(*at) % v.len();
-                v[i] ^= xor;
-            }
-        }
-        Mutation::Truncate { len } => v.truncate(usize::from(*len) % (v.len() + 1)),
-    }
-    v
 }
 
 /// The target's body.
