@@ -367,3 +367,173 @@ pub fn default_targets(
         })
         .collect())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ManualClock;
+    use peercollab_core::agent::{Trust, policy::Policy};
+    use peercollab_core::invite::AppId;
+    use peercollab_core::{Duration, HashDrbg};
+
+    const APP: AppId = AppId(*b"driver-test-app!");
+
+    struct Pair {
+        clock: ManualClock,
+        a: Driver,
+        b: Driver,
+        a_addr: SocketAddr,
+        b_addr: SocketAddr,
+    }
+
+    fn driver(seed: u64, clock: &ManualClock) -> Driver {
+        let identity = LocalIdentity::generate(&mut HashDrbg::from_u64(seed), EndpointId(1));
+        let clock: Arc<dyn Clock> = Arc::new(clock.clone());
+        Driver::with_seed(
+            identity,
+            AgentConfig::with_policy(Policy::Anyone),
+            clock,
+            [seed as u8; 32],
+        )
+    }
+
+    /// Two drivers; b knows a as a trusted contact and a knows b.
+    fn pair() -> (Pair, ContactId) {
+        let clock = ManualClock::new();
+        let (mut a, mut b) = (driver(1, &clock), driver(2, &clock));
+        let a_addr: SocketAddr = "127.0.0.1:1001".parse().unwrap();
+        let b_addr: SocketAddr = "127.0.0.1:1002".parse().unwrap();
+        let a_card = a.agent().my_card("alice", &[a_addr]).unwrap();
+        let b_card = b.agent().my_card("bob", &[b_addr]).unwrap();
+        let bob = a.command(|agent, _| agent.add_contact(&b_card, Trust::Trusted)).unwrap();
+        b.command(|agent, _| agent.add_contact(&a_card, Trust::Trusted)).unwrap();
+        b.command(|agent, _| agent.register_application(APP, "test", None)).unwrap();
+        (Pair { clock, a, b, a_addr, b_addr }, bob)
+    }
+
+    impl Pair {
+        /// Delivers datagrams both ways until neither sends; collects
+        /// notices.
+        fn settle(&mut self) -> (Vec<Notice>, Vec<Notice>) {
+            let (mut na, mut nb) = (Vec::new(), Vec::new());
+            for _ in 0..64 {
+                let mut to_b = Vec::new();
+                let mut to_a = Vec::new();
+                self.a.flush(|to, d| {
+                    to_b.push((to, d.to_vec()));
+                    Ok(())
+                });
+                self.b.flush(|to, d| {
+                    to_a.push((to, d.to_vec()));
+                    Ok(())
+                });
+                na.extend(std::iter::from_fn(|| self.a.poll_notice()));
+                nb.extend(std::iter::from_fn(|| self.b.poll_notice()));
+                if to_a.is_empty() && to_b.is_empty() {
+                    break;
+                }
+                for (to, d) in to_b {
+                    assert_eq!(to, self.b_addr);
+                    self.b.handle_datagram(self.a_addr, &d);
+                }
+                for (to, d) in to_a {
+                    assert_eq!(to, self.a_addr);
+                    self.a.handle_datagram(self.b_addr, &d);
+                }
+            }
+            (na, nb)
+        }
+    }
+
+    #[test]
+    fn a_contact_invitation_accepted_reaches_both_sides_as_owned_notices() {
+        let (mut p, bob) = pair();
+        let request = Request::new(APP).message("join me").data(&b"port=4000"[..]);
+        let handle = p.a.invite_contact(bob, &[], &request, InviteOptions::default()).unwrap();
+        let handle = handle.expect("a handle was asked for");
+        let (na, nb) = p.settle();
+        assert_eq!(na, [Notice::Ringing(handle)]);
+        let [Notice::Invited(invitation)] = &nb[..] else { panic!("expected Invited: {nb:?}") };
+        assert_eq!(invitation.message, "join me");
+        assert_eq!(&invitation.data[..], b"port=4000");
+        assert_eq!(invitation.identity(), p.a.agent().identity().identity());
+        assert_eq!(
+            invitation.contact.as_ref().map(|c| (c.1.as_str(), c.2)),
+            Some(("alice", Trust::Trusted))
+        );
+        assert_eq!(p.a.status(handle).unwrap(), Status::Pending { ringing: true });
+
+        p.b.respond(invitation.id, Reply::Accept, "").unwrap();
+        let (na, nb) = p.settle();
+        let [Notice::Responded { handle: h, answer }] = &na[..] else { panic!("{na:?}") };
+        assert_eq!(*h, handle);
+        assert_eq!(answer.outcome, Outcome::Accepted);
+        assert_eq!(answer.identity(), Some(p.b.agent().identity().identity()));
+        assert_eq!(answer.contact, Some(bob));
+        assert_eq!(
+            nb,
+            [Notice::IncomingEnded { incoming: invitation.id, outcome: Outcome::Accepted }]
+        );
+        assert_eq!(p.a.status(handle).unwrap(), Status::Answered(answer.clone()));
+        let launch = p.b.launch_info(invitation.id).unwrap();
+        assert_eq!(&launch.data[..], b"port=4000");
+        p.b.release(invitation.id).unwrap();
+        assert!(matches!(p.b.launch_info(invitation.id), Err(Error::Agent(_))));
+        p.a.close(handle).unwrap();
+        assert!(matches!(p.a.status(handle), Err(Error::Agent(AgentError::UnknownHandle))));
+    }
+
+    #[test]
+    fn an_unanswered_invitation_expires_on_the_manual_clock_and_wait_follows_it() {
+        let (mut p, bob) = pair();
+        let options = InviteOptions::default().expires_in(Duration::from_secs(5));
+        let handle = p.a.invite_contact(bob, &[], &Request::new(APP), options).unwrap().unwrap();
+        p.settle();
+        // A manual clock never asks for a real-time wait until its deadline has come.
+        assert_eq!(p.a.wait(), None);
+        let mut outcome = None;
+        for _ in 0..100 {
+            p.clock.advance(Duration::from_secs(1));
+            p.a.handle_timeout();
+            p.b.handle_timeout();
+            let (na, _) = p.settle();
+            if let Some(Notice::Responded { answer, .. }) = na.into_iter().last() {
+                outcome = Some(answer.outcome);
+                break;
+            }
+        }
+        assert_eq!(outcome, Some(Outcome::Expired));
+        assert!(matches!(p.a.status(handle).unwrap(), Status::Answered(_)));
+    }
+
+    #[test]
+    fn send_failures_are_counted_as_loss_and_the_protocol_retransmits() {
+        let (mut p, bob) = pair();
+        p.a.invite_contact(bob, &[], &Request::new(APP), InviteOptions::default()).unwrap();
+        p.a.flush(|_, _| Err(std::io::ErrorKind::WouldBlock.into()));
+        assert_eq!(p.a.stats().send_failures, 1);
+        assert_eq!(p.a.stats().datagrams_out, 0);
+        let (mut na, mut nb) = (Vec::new(), Vec::new());
+        for _ in 0..10 {
+            p.clock.advance(Duration::from_secs(1));
+            p.a.handle_timeout();
+            let (a, b) = p.settle();
+            na.extend(a);
+            nb.extend(b);
+        }
+        assert!(matches!(na[..], [Notice::Ringing(_)]), "{na:?}");
+        assert!(matches!(nb[..], [Notice::Invited(_)]), "{nb:?}");
+    }
+
+    #[test]
+    fn default_targets_pair_each_endpoint_with_a_usable_address() {
+        let (p, bob) = pair();
+        let targets = default_targets(p.a.agent(), bob, |_| true).unwrap();
+        assert_eq!(targets.len(), 1);
+        assert_eq!(targets[0].address, p.b_addr);
+        assert_eq!(
+            default_targets(p.a.agent(), bob, SocketAddr::is_ipv6),
+            Err(AgentError::NoTargets)
+        );
+    }
+}
