@@ -106,6 +106,7 @@ impl IdentityKey {
     pub fn verify(&self, message: &[u8], signature: &[u8; 64]) -> Result<(), IdentityError> {
         let vk =
             VerifyingKey::from_bytes(&self.0).map_err(|_| IdentityError::InvalidIdentityKey)?;
+        crate::ops::count(crate::ops::Op::Ed25519Verify);
         vk.verify_strict(message, &Signature::from_bytes(signature))
             .map_err(|_| IdentityError::BadSignature)
     }
@@ -370,11 +371,13 @@ impl IdentitySecret {
         if n <= SIGN_BUF {
             buf[..label.len()].copy_from_slice(label);
             buf[label.len()..n].copy_from_slice(body);
+            crate::ops::count(crate::ops::Op::Ed25519Sign);
             self.key.sign(&buf[..n]).to_bytes()
         } else {
             // Longer messages are hashed first, label included, so the
             // signature still covers everything.
             let digest = hash(&[b"peercollab long-message\0", label, body]);
+            crate::ops::count(crate::ops::Op::Ed25519Sign);
             self.key.sign(&digest).to_bytes()
         }
     }

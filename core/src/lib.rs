@@ -38,6 +38,7 @@ pub mod identity;
 pub mod invite;
 pub mod mac;
 pub mod noise;
+pub mod ops;
 pub mod replay;
 pub mod session;
 pub mod time;

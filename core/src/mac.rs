@@ -76,6 +76,7 @@ impl MacKey {
         cookie: &[u8; COOKIE_LEN],
         mac1: &[u8; MAC_LEN],
     ) -> [u8; COOKIE_LEN + 16] {
+        crate::ops::count(crate::ops::Op::AeadSeal(COOKIE_LEN + MAC_LEN));
         let cipher = XChaCha20Poly1305::new(&self.0.into());
         let mut out = [0u8; COOKIE_LEN + 16];
         let (body, tag_dst) = out.split_at_mut(COOKIE_LEN);
@@ -97,6 +98,7 @@ impl MacKey {
         sealed: &[u8; COOKIE_LEN + 16],
         mac1: &[u8; MAC_LEN],
     ) -> Option<[u8; COOKIE_LEN]> {
+        crate::ops::count(crate::ops::Op::AeadOpen(COOKIE_LEN + MAC_LEN));
         let cipher = XChaCha20Poly1305::new(&self.0.into());
         let mut cookie = [0u8; COOKIE_LEN];
         cookie.copy_from_slice(&sealed[..COOKIE_LEN]);

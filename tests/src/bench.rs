@@ -1,4 +1,7 @@
-//! Helpers of the benchmark examples: rates over a fixed wall time, medians.
+//! Helpers of the benchmarks: rates over a fixed wall time, medians, and a
+//! pair of agents running whole invitations in memory.
+
+pub mod pair;
 
 use std::time::{Duration, Instant};
 

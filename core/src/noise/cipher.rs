@@ -105,6 +105,7 @@ impl CipherState {
     pub fn rekey(&mut self) {
         if let Some(k) = self.key.as_mut() {
             let mut block = [0u8; 32];
+            crate::ops::count(crate::ops::Op::AeadSeal(block.len()));
             let cipher = ChaCha20Poly1305::new(&(*k).into());
             // Encrypting 32 bytes under a valid key cannot fail.
             if cipher
@@ -136,6 +137,7 @@ fn seal(
     let total = plaintext.len() + TAG_LEN;
     let dst = out.get_mut(..total).ok_or(Error::BufferTooSmall)?;
     let (body, tag_dst) = dst.split_at_mut(plaintext.len());
+    crate::ops::count(crate::ops::Op::AeadSeal(plaintext.len() + ad.len()));
     let cipher = ChaCha20Poly1305::new(&(*key).into());
     let buf = InOutBuf::new(plaintext, body).map_err(|_| Error::BufferTooSmall)?;
     let tag = cipher.encrypt_inout_detached(&nonce(n), ad, buf).map_err(|_| Error::BadLength)?;
@@ -162,6 +164,7 @@ fn open(
     let (body, tag) = ciphertext.split_at(body_len);
     let dst = out.get_mut(..body_len).ok_or(Error::BufferTooSmall)?;
     let tag = Tag::try_from(tag).map_err(|_| Error::BadLength)?;
+    crate::ops::count(crate::ops::Op::AeadOpen(body.len() + ad.len()));
     let cipher = ChaCha20Poly1305::new(&(*key).into());
     let buf = InOutBuf::new(body, dst).map_err(|_| Error::BufferTooSmall)?;
     // The tag is checked before anything is written to `dst`.

@@ -30,6 +30,7 @@ impl KeyPair {
     pub fn from_secret_bytes(mut bytes: [u8; DH_LEN]) -> Self {
         let secret = StaticSecret::from(bytes);
         bytes.zeroize();
+        crate::ops::count(crate::ops::Op::X25519Public);
         let public = PublicKey::from(&secret).to_bytes();
         KeyPair { secret, public }
     }
@@ -76,6 +77,7 @@ pub(crate) fn dh_secret(
     secret: &StaticSecret,
     public: &[u8; DH_LEN],
 ) -> Result<[u8; DH_LEN], Error> {
+    crate::ops::count(crate::ops::Op::X25519Dh);
     let shared = secret.diffie_hellman(&PublicKey::from(*public));
     if shared.was_contributory() { Ok(shared.to_bytes()) } else { Err(Error::NonContributory) }
 }
@@ -84,9 +86,12 @@ pub(crate) fn dh_secret(
 #[must_use]
 pub fn hash(parts: &[&[u8]]) -> [u8; HASH_LEN] {
     let mut h = Sha256::new();
+    let mut bytes = 0;
     for p in parts {
         h.update(p);
+        bytes += p.len();
     }
+    crate::ops::count(crate::ops::Op::Sha256(bytes));
     h.finalize().into()
 }
 
@@ -98,9 +103,12 @@ pub fn hmac(key: &[u8], parts: &[&[u8]]) -> [u8; HASH_LEN] {
         Ok(m) => m,
         Err(_) => return [0; HASH_LEN],
     };
+    let mut bytes = 0;
     for p in parts {
         m.update(p);
+        bytes += p.len();
     }
+    crate::ops::count(crate::ops::Op::Hmac(bytes));
     m.finalize().into_bytes().into()
 }
 

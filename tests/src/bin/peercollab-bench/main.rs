@@ -12,7 +12,8 @@
 //! contender runs for the same wall time, interleaved, and each ratio is
 //! taken within the round, then the median of the ratios is reported.
 
-mod pair;
+mod crypto_bound;
+mod scaling;
 mod snow_side;
 
 use std::collections::BTreeMap;
@@ -21,11 +22,13 @@ use std::time::Duration;
 use clap::Parser;
 use peercollab_core::agent::{Agent, Contact};
 use peercollab_core::invite::Outcome;
+use peercollab_core::ops;
 use peercollab_core::session::Session;
 use peercollab_tests::bench::{median, rate};
 use stats_alloc::{INSTRUMENTED_SYSTEM, Region, StatsAlloc};
 
-use pair::{Dir, Pair};
+use crypto_bound::CryptoBound;
+use peercollab_tests::bench::pair::{Dir, Pair};
 use snow_side::{SnowReplay, Step};
 
 #[global_allocator]
@@ -59,6 +62,10 @@ fn main() {
     let round = Duration::from_millis(args.round_ms.unwrap_or(if args.quick { 150 } else { 400 }));
     let mut figures = Figures::new();
     core_figures(&mut figures, rounds, round);
+    let (transport, junk) = scaling::scaling(rounds, round);
+    figures.insert("scaling_ratio_transport_4096_vs_16", transport);
+    figures.insert("scaling_ratio_junk_4096_vs_16", junk);
+    figures.insert("scaling_ratio_4096_vs_16", transport.max(junk));
     if args.json {
         let object: serde_json::Map<String, serde_json::Value> =
             figures.iter().map(|(k, v)| ((*k).to_owned(), serde_json::json!(v))).collect();
@@ -91,9 +98,13 @@ fn core_figures(figures: &mut Figures, rounds: usize, round: Duration) {
     let snow_xx = SnowReplay::new("XX", &endpoint_trace, certificates);
     snow_ik.run();
     snow_xx.run();
+    let before = ops::snapshot();
+    pair.contact_invite(|_, _| {});
+    let mut bound = CryptoBound::new(ops::snapshot().since(before));
 
     let (mut ours_ik, mut theirs_ik, mut ratio_ik) = (Vec::new(), Vec::new(), Vec::new());
     let (mut ours_xx, mut theirs_xx, mut ratio_xx) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut bounds, mut ratio_bound) = (Vec::new(), Vec::new());
     for _ in 0..rounds {
         let a = rate(round, || {
             pair.contact_invite(|_, _| {});
@@ -103,6 +114,9 @@ fn core_figures(figures: &mut Figures, rounds: usize, round: Duration) {
             pair.endpoint_invite(|_, _| {});
         });
         let d = rate(round, || snow_xx.run());
+        let e = rate(round, || bound.run());
+        bounds.push(e);
+        ratio_bound.push(a / e);
         ours_ik.push(a);
         theirs_ik.push(b);
         ratio_ik.push(a / b);
@@ -116,6 +130,8 @@ fn core_figures(figures: &mut Figures, rounds: usize, round: Duration) {
     figures.insert("endpoint_invites_per_s", median(ours_xx));
     figures.insert("snow_xx_per_s", median(theirs_xx));
     figures.insert("ratio_vs_snow_xx", median(ratio_xx));
+    figures.insert("crypto_bound_contact_per_s", median(bounds));
+    figures.insert("ratio_vs_crypto_bound", median(ratio_bound));
 
     let region = Region::new(GLOBAL);
     const COUNTED: usize = 64;

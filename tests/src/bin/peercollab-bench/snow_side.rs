@@ -8,7 +8,7 @@ use std::hint::black_box;
 use peercollab_core::identity::{CERT_LEN, Certificate};
 use peercollab_core::noise::KeyPair;
 
-use crate::pair::Dir;
+use peercollab_tests::bench::pair::Dir;
 
 const TAG: usize = 16;
 const KEY: usize = 32;

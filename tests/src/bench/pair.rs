@@ -1,5 +1,6 @@
 //! Two agents in memory exchanging datagrams directly: whole invitations
-//! with nothing but the core in the loop.
+//! with nothing but the core in the loop (the benchmarks' and the
+//! operation-count tests' invitation).
 
 use std::net::SocketAddr;
 
@@ -13,11 +14,11 @@ use peercollab_core::wire::MAX_DATAGRAM;
 use peercollab_core::{Duration, HashDrbg, Instant};
 
 /// The application every benchmark invitation is for.
-pub(crate) const APP: AppId = AppId(*b"peercollab-bench");
+pub const APP: AppId = AppId(*b"peercollab-bench");
 
 /// Which way a datagram went.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Dir {
+pub enum Dir {
     /// Inviter to invitee.
     Out,
     /// Invitee to inviter.
@@ -26,19 +27,28 @@ pub(crate) enum Dir {
 
 /// Two agents, `a` inviting `b`, each knowing the other as a trusted
 /// contact; `b` has [`APP`] registered.
-pub(crate) struct Pair<const I: usize = 16> {
-    pub(crate) a: Box<Agent<32, 64, I, 4, 128>>,
-    pub(crate) b: Box<Agent<32, 64, I, 4, 128>>,
-    pub(crate) a_addr: SocketAddr,
-    pub(crate) b_addr: SocketAddr,
-    pub(crate) bob: ContactId,
-    pub(crate) target: Target,
-    pub(crate) now: Instant,
+pub struct Pair<const I: usize = 16, const R: usize = 128> {
+    /// The inviter.
+    pub a: Box<Agent<32, 64, I, 4, R>>,
+    /// The invitee.
+    pub b: Box<Agent<32, 64, I, 4, R>>,
+    /// The inviter's address.
+    pub a_addr: SocketAddr,
+    /// The invitee's address.
+    pub b_addr: SocketAddr,
+    /// The invitee, as the inviter's contact.
+    pub bob: ContactId,
+    /// The invitee's endpoint.
+    pub target: Target,
+    /// Virtual time.
+    pub now: Instant,
     buf: Box<[u8; MAX_DATAGRAM]>,
 }
 
-impl<const I: usize> Pair<I> {
-    pub(crate) fn new(seed: u64) -> Self {
+impl<const I: usize, const R: usize> Pair<I, R> {
+    /// Two fresh agents, identities drawn from `seed`.
+    #[must_use]
+    pub fn new(seed: u64) -> Self {
         let mut rng = HashDrbg::from_u64(seed);
         let alice = LocalIdentity::generate(&mut rng, EndpointId(1));
         let bob = LocalIdentity::generate(&mut rng, EndpointId(1));
@@ -67,7 +77,7 @@ impl<const I: usize> Pair<I> {
     /// One whole accepted contact invitation (IK, Invite, Ringing,
     /// Final(Accepted), Ack), then the lingering ends so every slot is free
     /// again. `seen` is told every datagram. Returns the inviter's outcome.
-    pub(crate) fn contact_invite(&mut self, mut seen: impl FnMut(Dir, &[u8])) -> Outcome {
+    pub fn contact_invite(&mut self, mut seen: impl FnMut(Dir, &[u8])) -> Outcome {
         let request = InvitationRequest { app_id: APP, message: "", data: &[] };
         let handle = self
             .a
@@ -78,7 +88,7 @@ impl<const I: usize> Pair<I> {
     }
 
     /// The same as an endpoint invitation (XX) to `b`'s address.
-    pub(crate) fn endpoint_invite(&mut self, mut seen: impl FnMut(Dir, &[u8])) -> Outcome {
+    pub fn endpoint_invite(&mut self, mut seen: impl FnMut(Dir, &[u8])) -> Outcome {
         let request = InvitationRequest { app_id: APP, message: "", data: &[] };
         let handle = self
             .a
@@ -86,6 +96,31 @@ impl<const I: usize> Pair<I> {
             .expect("room for an invitation")
             .expect("a handle");
         self.run(handle, &mut seen)
+    }
+
+    /// Starts a contact invitation that `b` leaves ringing, unanswered, and
+    /// delivers datagrams until both agents are quiet (no time passes).
+    /// `seen` is told every datagram.
+    pub fn ring_unanswered(&mut self, mut seen: impl FnMut(Dir, &[u8])) {
+        let request = InvitationRequest { app_id: APP, message: "", data: &[] };
+        self.a
+            .invite_contact(self.now, self.bob, &[self.target], &request, InviteOptions::default())
+            .expect("room for an invitation");
+        let mut moved = true;
+        while moved {
+            moved = false;
+            while let Some(t) = self.a.poll_transmit(self.now, &mut self.buf) {
+                moved = true;
+                seen(Dir::Out, &self.buf[..t.len]);
+                let _ = self.b.handle_datagram(self.now, self.a_addr, &self.buf[..t.len]);
+            }
+            while let Some(t) = self.b.poll_transmit(self.now, &mut self.buf) {
+                moved = true;
+                seen(Dir::Back, &self.buf[..t.len]);
+                let _ = self.a.handle_datagram(self.now, self.b_addr, &self.buf[..t.len]);
+            }
+            while self.a.poll_event().is_some() || self.b.poll_event().is_some() {}
+        }
     }
 
     fn run(&mut self, handle: Handle, seen: &mut impl FnMut(Dir, &[u8])) -> Outcome {
