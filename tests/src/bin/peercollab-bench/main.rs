@@ -35,7 +35,8 @@ use snow_side::{SnowReplay, Step};
 static GLOBAL: &StatsAlloc<std::alloc::System> = &INSTRUMENTED_SYSTEM;
 
 /// peercollab's benchmarks: invitations per second against snow doing the
-/// same handshakes and messages, allocations, sizes and bytes on the wire.
+/// same handshakes and messages and against the crypto bound, allocations,
+/// scaling, sizes and bytes on the wire.
 #[derive(Debug, Parser)]
 #[command(version, about)]
 struct Args {
@@ -51,6 +52,30 @@ struct Args {
     /// Wall time per contender per round, in milliseconds.
     #[arg(long, value_parser = clap::value_parser!(u64).range(10..=60_000))]
     round_ms: Option<u64>,
+    /// Run only this contender `--iterations` times and print nothing (for
+    /// instruction counts under callgrind: see `tests/callgrind.sh`).
+    #[arg(long, value_enum)]
+    only: Option<Contender>,
+    /// Iterations of `--only`.
+    #[arg(long, default_value_t = 1, requires = "only",
+          value_parser = clap::value_parser!(u32).range(0..=1_000_000))]
+    iterations: u32,
+}
+
+/// What runs in the core comparisons.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum Contender {
+    /// Our whole contact invitation (IK), two agents in memory.
+    OursIk,
+    /// Our whole endpoint invitation (XX).
+    OursXx,
+    /// snow IK replaying the contact invitation's datagrams.
+    SnowIk,
+    /// snow XX replaying the endpoint invitation's datagrams, with the same
+    /// certificate checks.
+    SnowXx,
+    /// The primitive operations of one contact invitation.
+    CryptoBound,
 }
 
 /// Figures by key, in key order.
@@ -58,10 +83,17 @@ type Figures = BTreeMap<&'static str, f64>;
 
 fn main() {
     let args = Args::parse();
+    let mut contenders = Contenders::new();
+    if let Some(only) = args.only {
+        for _ in 0..args.iterations {
+            contenders.run(only);
+        }
+        return;
+    }
     let rounds = args.rounds.unwrap_or(if args.quick { 3 } else { 7 }) as usize;
     let round = Duration::from_millis(args.round_ms.unwrap_or(if args.quick { 150 } else { 400 }));
     let mut figures = Figures::new();
-    core_figures(&mut figures, rounds, round);
+    contenders.figures(&mut figures, rounds, round);
     let (transport, junk) = scaling::scaling(rounds, round);
     figures.insert("scaling_ratio_transport_4096_vs_16", transport);
     figures.insert("scaling_ratio_junk_4096_vs_16", junk);
@@ -73,7 +105,7 @@ fn main() {
     } else {
         println!("peercollab-bench: {rounds} rounds x {round:?} per contender, medians");
         for (k, v) in &figures {
-            println!("  {k:<32} {v:>14.3}");
+            println!("  {k:<36} {v:>14.3}");
         }
     }
 }
@@ -86,68 +118,91 @@ fn trace(f: impl FnOnce(&mut dyn FnMut(Dir, &[u8])) -> Outcome) -> Vec<Step> {
     steps
 }
 
-fn core_figures(figures: &mut Figures, rounds: usize, round: Duration) {
-    let mut pair = Pair::<16>::new(1);
-    let contact_trace = trace(|seen| pair.contact_invite(seen));
-    let endpoint_trace = trace(|seen| pair.endpoint_invite(seen));
-    let certificates = vec![
-        pair.a.identity().certificate_bytes().to_owned(),
-        pair.b.identity().certificate_bytes().to_owned(),
-    ];
-    let snow_ik = SnowReplay::new("IK", &contact_trace, Vec::new());
-    let snow_xx = SnowReplay::new("XX", &endpoint_trace, certificates);
-    snow_ik.run();
-    snow_xx.run();
-    let before = ops::snapshot();
-    pair.contact_invite(|_, _| {});
-    let mut bound = CryptoBound::new(ops::snapshot().since(before));
+/// The core comparisons: ours, snow and the bound, ready to run.
+struct Contenders {
+    pair: Pair,
+    contact_trace: Vec<Step>,
+    endpoint_trace: Vec<Step>,
+    snow_ik: SnowReplay,
+    snow_xx: SnowReplay,
+    bound: CryptoBound,
+}
 
-    let (mut ours_ik, mut theirs_ik, mut ratio_ik) = (Vec::new(), Vec::new(), Vec::new());
-    let (mut ours_xx, mut theirs_xx, mut ratio_xx) = (Vec::new(), Vec::new(), Vec::new());
-    let (mut bounds, mut ratio_bound) = (Vec::new(), Vec::new());
-    for _ in 0..rounds {
-        let a = rate(round, || {
-            pair.contact_invite(|_, _| {});
-        });
-        let b = rate(round, || snow_ik.run());
-        let c = rate(round, || {
-            pair.endpoint_invite(|_, _| {});
-        });
-        let d = rate(round, || snow_xx.run());
-        let e = rate(round, || bound.run());
-        bounds.push(e);
-        ratio_bound.push(a / e);
-        ours_ik.push(a);
-        theirs_ik.push(b);
-        ratio_ik.push(a / b);
-        ours_xx.push(c);
-        theirs_xx.push(d);
-        ratio_xx.push(c / d);
-    }
-    figures.insert("contact_invites_per_s", median(ours_ik));
-    figures.insert("snow_ik_per_s", median(theirs_ik));
-    figures.insert("ratio_vs_snow_ik", median(ratio_ik));
-    figures.insert("endpoint_invites_per_s", median(ours_xx));
-    figures.insert("snow_xx_per_s", median(theirs_xx));
-    figures.insert("ratio_vs_snow_xx", median(ratio_xx));
-    figures.insert("crypto_bound_contact_per_s", median(bounds));
-    figures.insert("ratio_vs_crypto_bound", median(ratio_bound));
-
-    let region = Region::new(GLOBAL);
-    const COUNTED: usize = 64;
-    for _ in 0..COUNTED {
+impl Contenders {
+    fn new() -> Self {
+        let mut pair = Pair::new(1);
+        let contact_trace = trace(|seen| pair.contact_invite(seen));
+        let endpoint_trace = trace(|seen| pair.endpoint_invite(seen));
+        let certificates = vec![
+            pair.a.identity().certificate_bytes().to_owned(),
+            pair.b.identity().certificate_bytes().to_owned(),
+        ];
+        let snow_ik = SnowReplay::new("IK", &contact_trace, Vec::new());
+        let snow_xx = SnowReplay::new("XX", &endpoint_trace, certificates);
+        let before = ops::snapshot();
         pair.contact_invite(|_, _| {});
-        pair.endpoint_invite(|_, _| {});
+        let bound = CryptoBound::new(ops::snapshot().since(before));
+        Contenders { pair, contact_trace, endpoint_trace, snow_ik, snow_xx, bound }
     }
-    let allocations = region.change().allocations;
-    figures.insert("allocations_per_invite_core", allocations as f64 / (2 * COUNTED) as f64);
 
-    let bytes = |t: &[Step]| t.iter().map(|(_, n)| *n).sum::<usize>() as f64;
-    figures.insert("wire_bytes_contact_invite", bytes(&contact_trace));
-    figures.insert("datagrams_contact_invite", contact_trace.len() as f64);
-    figures.insert("wire_bytes_endpoint_invite", bytes(&endpoint_trace));
-    figures.insert("datagrams_endpoint_invite", endpoint_trace.len() as f64);
-    figures.insert("agent_bytes", size_of::<Agent>() as f64);
-    figures.insert("session_bytes", size_of::<Session>() as f64);
-    figures.insert("contact_bytes", size_of::<Contact>() as f64);
+    fn run(&mut self, which: Contender) {
+        match which {
+            Contender::OursIk => {
+                self.pair.contact_invite(|_, _| {});
+            }
+            Contender::OursXx => {
+                self.pair.endpoint_invite(|_, _| {});
+            }
+            Contender::SnowIk => self.snow_ik.run(),
+            Contender::SnowXx => self.snow_xx.run(),
+            Contender::CryptoBound => self.bound.run(),
+        }
+    }
+
+    fn figures(&mut self, figures: &mut Figures, rounds: usize, round: Duration) {
+        use Contender::*;
+        let all = [OursIk, SnowIk, OursXx, SnowXx, CryptoBound];
+        let mut rates: BTreeMap<&str, Vec<f64>> = BTreeMap::new();
+        let (mut ratio_ik, mut ratio_xx, mut ratio_bound) = (Vec::new(), Vec::new(), Vec::new());
+        for _ in 0..rounds {
+            let r = all.map(|c| rate(round, || self.run(c)));
+            ratio_ik.push(r[0] / r[1]);
+            ratio_xx.push(r[2] / r[3]);
+            ratio_bound.push(r[0] / r[4]);
+            let keys = [
+                "contact_invites_per_s",
+                "snow_ik_per_s",
+                "endpoint_invites_per_s",
+                "snow_xx_per_s",
+                "crypto_bound_contact_per_s",
+            ];
+            for (k, x) in keys.into_iter().zip(r) {
+                rates.entry(k).or_default().push(x);
+            }
+        }
+        for (k, v) in rates {
+            figures.insert(k, median(v));
+        }
+        figures.insert("ratio_vs_snow_ik", median(ratio_ik));
+        figures.insert("ratio_vs_snow_xx", median(ratio_xx));
+        figures.insert("ratio_vs_crypto_bound", median(ratio_bound));
+
+        let region = Region::new(GLOBAL);
+        const COUNTED: usize = 64;
+        for _ in 0..COUNTED {
+            self.run(OursIk);
+            self.run(OursXx);
+        }
+        let allocations = region.change().allocations;
+        figures.insert("allocations_per_invite_core", allocations as f64 / (2 * COUNTED) as f64);
+
+        let bytes = |t: &[Step]| t.iter().map(|(_, n)| *n).sum::<usize>() as f64;
+        figures.insert("wire_bytes_contact_invite", bytes(&self.contact_trace));
+        figures.insert("datagrams_contact_invite", self.contact_trace.len() as f64);
+        figures.insert("wire_bytes_endpoint_invite", bytes(&self.endpoint_trace));
+        figures.insert("datagrams_endpoint_invite", self.endpoint_trace.len() as f64);
+        figures.insert("agent_bytes", size_of::<Agent>() as f64);
+        figures.insert("session_bytes", size_of::<Session>() as f64);
+        figures.insert("contact_bytes", size_of::<Contact>() as f64);
+    }
 }
