@@ -82,8 +82,8 @@ pub struct ShutdownReport {
     /// Outgoing invitations without an outcome that were cancelled (their
     /// handles closed).
     pub cancelled: usize,
-    /// Presented incoming invitations that were still unanswered and were
-    /// declined.
+    /// Presented incoming invitations that were declined unanswered: those
+    /// waiting when the shutdown began and those presented since.
     pub declined: usize,
     /// Answered incoming invitations whose Final the inviter had not
     /// acknowledged when the time ran out: their inviters may not know the
@@ -133,6 +133,7 @@ pub struct Endpoint {
     foreign: Vec<mio::event::Event>,
     buf: Box<[u8; RECV_BUF]>,
     closed: bool,
+    declined_at_shutdown: usize,
 }
 
 impl std::fmt::Debug for Endpoint {
@@ -204,6 +205,7 @@ impl Endpoint {
             foreign: Vec::new(),
             buf: Box::new([0; RECV_BUF]),
             closed: false,
+            declined_at_shutdown: 0,
         })
     }
 
@@ -766,14 +768,12 @@ impl Endpoint {
                 .map(|(id, _)| *id)
                 .collect();
             for id in unanswered {
-                report.declined += 1;
                 self.decline_for_shutdown(id);
             }
             self.flush();
         }
         let mut events = Events::with_capacity(64);
         loop {
-            // Presented during the loop: declined in `pump`, so counted here.
             if self.incoming.is_empty() {
                 break;
             }
@@ -784,6 +784,7 @@ impl Endpoint {
             let timeout = self.driver.wait().map_or(left, |w| w.min(left));
             self.turn(poll, &mut events, Some(timeout))?;
         }
+        report.declined = self.declined_at_shutdown;
         report.unacknowledged = self.incoming.keys().copied().collect();
         report.unacknowledged.sort();
         report.slots_in_use = self.driver.agent().invitations_in_use();
@@ -800,6 +801,7 @@ impl Endpoint {
     fn decline_for_shutdown(&mut self, id: IncomingId) {
         match self.driver.respond(id, Reply::Decline, SHUTDOWN_REASON) {
             Ok(()) => {
+                self.declined_at_shutdown += 1;
                 self.incoming.insert(id, Incoming::Answered);
             }
             Err(e) => {
