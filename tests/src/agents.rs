@@ -8,7 +8,10 @@
 //! ([`AgentNode::at`]), and anything else it does on seeing an event
 //! ([`AgentNode::watch`]). Everything the agent reports is recorded with its
 //! virtual time, so tests assert on what happened, in order. A node runs an
-//! agent of any capacities; by default those of [`TestAgent`].
+//! agent of any capacities; by default those of [`TestAgent`]. Each node
+//! reads the network's time through its own [`Clock`] (a rate error in
+//! parts per million), and can crash and restart with its identity
+//! ([`AgentNode::restart`]); the simulator ([`crate::sim`]) uses both.
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
@@ -61,6 +64,14 @@ impl AddressBook {
         b.by_address.insert(address, node);
     }
 
+    /// Takes `node` off the network for good: its address reaches nobody.
+    pub fn vanish(&self, node: NodeId) {
+        let mut b = self.0.borrow_mut();
+        if let Some(old) = b.by_node.remove(&node) {
+            b.by_address.remove(&old);
+        }
+    }
+
     /// Where `node` is.
     #[must_use]
     pub fn address(&self, node: NodeId) -> SocketAddr {
@@ -71,6 +82,43 @@ impl AddressBook {
     #[must_use]
     pub fn node(&self, address: SocketAddr) -> Option<NodeId> {
         self.0.borrow().by_address.get(&address).copied()
+    }
+}
+
+/// A node's clock: the network's (global) time seen through a rate error of
+/// `ppm` parts per million, in integer arithmetic, so it is the same on
+/// every machine. Local time is `global · (10⁶ + ppm) / 10⁶`, rounded down:
+/// monotonic in global time, and the identity for `ppm == 0`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Clock {
+    /// The rate error, in parts per million (above −10⁶).
+    pub ppm: i32,
+}
+
+impl Clock {
+    const MILLION: i128 = 1_000_000;
+
+    fn rate(self) -> i128 {
+        (Self::MILLION + i128::from(self.ppm)).max(1)
+    }
+
+    /// The node's time at global time `global`.
+    #[must_use]
+    pub fn local(self, global: Instant) -> Instant {
+        let t = i128::from(global.as_millis()) * self.rate() / Self::MILLION;
+        Instant::from_millis(u64::try_from(t).unwrap_or(u64::MAX))
+    }
+
+    /// The earliest global time at which the node's time reaches `local`.
+    #[must_use]
+    pub fn global(self, local: Instant) -> Instant {
+        if local == Instant::MAX {
+            return Instant::MAX;
+        }
+        let l = i128::from(local.as_millis()) * Self::MILLION;
+        let rate = self.rate();
+        let t = (l + rate - 1) / rate;
+        Instant::from_millis(u64::try_from(t).unwrap_or(u64::MAX))
     }
 }
 
@@ -128,6 +176,9 @@ pub struct AgentNode<
     pub presented: Vec<Seen>,
     /// Results of the user's answers.
     pub answers: Vec<(IncomingId, Result<(), AgentError>)>,
+    /// How this node reads the network's time; events, drops, sends and
+    /// scripts are in its local time.
+    pub clock: Clock,
     scripts: BTreeMap<(Instant, u64), Script<C, A, I, B, R>>,
     script_seq: u64,
     watcher: Option<Watcher<C, A, I, B, R>>,
@@ -191,6 +242,7 @@ impl<const C: usize, const A: usize, const I: usize, const B: usize, const R: us
             },
             presented: Vec::new(),
             answers: Vec::new(),
+            clock: Clock::default(),
             scripts: BTreeMap::new(),
             script_seq: 0,
             watcher: None,
@@ -260,6 +312,23 @@ impl<const C: usize, const A: usize, const I: usize, const B: usize, const R: us
         self.count(|e| matches!(e, Event::Invited(_)))
     }
 
+    /// Replaces the agent by a fresh one of the same identity and `config`,
+    /// seeded `agent_seed`, as a crashed node that restarts: every contact,
+    /// application, invitation and pending script is lost (the caller adds
+    /// back what the node's configuration holds). What was recorded stays.
+    pub fn restart(&mut self, agent_seed: [u8; 32], config: AgentConfig) {
+        let local = self.agent.identity().clone();
+        *self.agent = Agent::new(local, config, agent_seed);
+        self.scripts.clear();
+    }
+
+    /// Records (and reacts to) the events the agent has pending, at global
+    /// time `now`: for callers that gave the agent a command directly.
+    pub fn drain(&mut self, now: Instant) {
+        let now = self.clock.local(now);
+        self.drain_events(now);
+    }
+
     fn drain_events(&mut self, now: Instant) {
         while let Some(e) = self.agent.poll_event() {
             self.events.push((now, e));
@@ -312,6 +381,7 @@ impl<const C: usize, const A: usize, const I: usize, const B: usize, const R: us
     for AgentNode<C, A, I, B, R>
 {
     fn handle_datagram(&mut self, now: Instant, from: NodeId, bytes: &[u8]) {
+        let now = self.clock.local(now);
         let from = self.book.address(from);
         if let Err(d) = self.agent.handle_datagram(now, from, bytes) {
             self.dropped.push((now, d));
@@ -320,6 +390,7 @@ impl<const C: usize, const A: usize, const I: usize, const B: usize, const R: us
     }
 
     fn handle_timeout(&mut self, now: Instant) {
+        let now = self.clock.local(now);
         if self.agent.poll_timeout().is_some_and(|t| t <= now) {
             self.agent.handle_timeout(now);
             let next = self.agent.poll_timeout();
@@ -337,6 +408,7 @@ impl<const C: usize, const A: usize, const I: usize, const B: usize, const R: us
         now: Instant,
         buf: &mut [u8; MAX_DATAGRAM],
     ) -> Option<(NodeId, usize)> {
+        let now = self.clock.local(now);
         while let Some(t) = self.agent.poll_transmit(now, buf) {
             self.sent.push((now, t.destination, t.len));
             match self.book.node(t.destination) {
@@ -344,12 +416,19 @@ impl<const C: usize, const A: usize, const I: usize, const B: usize, const R: us
                 None => self.unroutable += 1,
             }
         }
+        // The agent's drain order: datagrams, then events, some of which
+        // are raised while datagrams are written.
+        self.drain_events(now);
         None
     }
 
     fn poll_timeout(&self) -> Option<Instant> {
         let scripts = self.scripts.keys().next().map(|k| k.0);
-        [self.agent.poll_timeout(), scripts].into_iter().flatten().min()
+        [self.agent.poll_timeout(), scripts]
+            .into_iter()
+            .flatten()
+            .min()
+            .map(|t| self.clock.global(t))
     }
 }
 

@@ -17,6 +17,7 @@ use std::collections::BTreeMap;
 pub mod agents;
 pub mod bench;
 pub mod party;
+pub mod sim;
 pub mod vectors;
 
 use peercollab_core::identity::LocalIdentity;
