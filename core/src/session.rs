@@ -1216,6 +1216,23 @@ impl Incoming {
         Self::read_admitting(local, directory, datagram, |_| true)
     }
 
+    /// Whether the mac1 of `initiation` (parsed from `datagram`) holds for
+    /// `local`: one HMAC, the first check after the parse and before any
+    /// Diffie-Hellman (wire.md §4, §7.1). [`read`](Self::read) checks it
+    /// too; a caller applying its own defences first checks it here.
+    #[must_use]
+    pub fn mac1_ok(local: &LocalIdentity, initiation: &Initiation<'_>, datagram: &[u8]) -> bool {
+        let mac_material = match initiation.mode {
+            Mode::Ik => local.static_keys().public(),
+            Mode::Xx => &XX_MAC1_KEY_MATERIAL,
+        };
+        let Some(covered) = datagram.len().checked_sub(2 * MAC_LEN).and_then(|n| datagram.get(..n))
+        else {
+            return false;
+        };
+        MacKey::mac1(mac_material).verify(covered, &initiation.mac1)
+    }
+
     /// [`read`](Self::read), with the caller's policy applied as soon as the
     /// initiator's claimed identity is known (IK) and before its certificate
     /// signature is checked: an identity `admit` refuses is dropped with
@@ -1231,14 +1248,10 @@ impl Incoming {
         let Frame::Initiation(f) = Frame::parse(datagram)? else {
             return Err(Dropped::Unexpected);
         };
-        let mac_material = match f.mode {
-            Mode::Ik => local.static_keys().public(),
-            Mode::Xx => &XX_MAC1_KEY_MATERIAL,
-        };
-        let len = datagram.len();
-        if !MacKey::mac1(mac_material).verify(&datagram[..len - 2 * MAC_LEN], &f.mac1) {
+        if !Self::mac1_ok(local, &f, datagram) {
             return Err(Dropped::BadMac);
         }
+        let len = datagram.len();
         let mut hs = HandshakeState::new(
             pattern(f.mode),
             Role::Responder,

@@ -62,7 +62,8 @@ use std::sync::{Mutex, OnceLock, PoisonError};
 
 use peercollab_core::agent::{
     Agent, AgentConfig, AgentError, AgentStats, Application, Contact, ContactId, ContactUpdate,
-    Event, Handle, IncomingId, InvitationRequest, InviteOptions, Policy, Status, Target, Trust,
+    Dropped, Event, Handle, IncomingId, InvitationRequest, InviteOptions, Policy, Status, Target,
+    Trust,
 };
 use peercollab_core::card::ContactCard;
 use peercollab_core::identity::{
@@ -73,7 +74,7 @@ use peercollab_core::invite::{
     MAX_MESSAGE_CHARS, MAX_REASON_BYTES, Outcome, POOL_BUSY_RETRY_AFTER,
 };
 use peercollab_core::noise::KeyPair;
-use peercollab_core::wire::MAX_DATAGRAM;
+use peercollab_core::wire::{COOKIE_REPLY_LEN, MAX_DATAGRAM};
 use peercollab_core::{Duration, HashDrbg, Instant};
 use peercollab_tests::agents::{AddressBook, AgentNode, Seen, TestAgent};
 use peercollab_tests::party::Reaction;
@@ -1077,6 +1078,16 @@ impl<const C: usize, const A: usize, const I: usize, const B: usize, const R: us
             after.poll_timeout = before.poll_timeout;
             prop_assert_eq!(&before, &after, "a dropped datagram ({:?}) changed the agent", d);
             let mut buf = [0u8; MAX_DATAGRAM];
+            // Under load an initiation without a cookie is answered with a
+            // cookie reply to its source (agent.md §4.1), and nothing else.
+            if d == Dropped::CookieRequired {
+                let t = self.x.poll_transmit(self.now, &mut buf);
+                prop_assert_eq!(
+                    t.map(|t| (t.destination, t.len)),
+                    Some((from, COOKIE_REPLY_LEN)),
+                    "a cookie is required but no cookie reply was queued"
+                );
+            }
             let t = self.x.poll_transmit(self.now, &mut buf);
             prop_assert!(t.is_none(), "a dropped datagram ({d:?}) queued {t:?}");
             let ev = self.x.poll_event();

@@ -3,9 +3,15 @@
 //! of the code must have a row, in the table of its own section. A change to
 //! either side without the other fails here.
 //!
-//! Two tables: the session's (§1, `core/src/session.rs`,
-//! `core/src/replay.rs`) and the invitation's (§5, `core/src/invite/mod.rs`).
+//! Three tables: the session's (§1, `core/src/session.rs`,
+//! `core/src/replay.rs`), the responder defences' (§4,
+//! `core/src/agent/guard.rs`, `core/src/agent/mod.rs`) and the invitation's
+//! (§5, `core/src/invite/mod.rs`).
 
+use peercollab_core::agent::guard::{
+    COOKIE_SECRET_MAX_AGE, HALF_OPEN_PER_CONTACT, RATE_BURST, RATE_PER_SECOND, RATE_SOURCES,
+};
+use peercollab_core::agent::{COOKIE_REPLIES, UNDER_LOAD_DH_PER_SECOND};
 use peercollab_core::invite::{
     ACK_DELAY, CANCEL_TIMEOUT, DEFAULT_EXPIRY, DEFAULT_MAX_EXPIRY, DELIVERY_TIMEOUT, EXPIRY_GRACE,
     FINAL_TIMEOUT, INVITE_WAIT_TIMEOUT, LINGER, LIVENESS_PROBE_AFTER, LIVENESS_TIMEOUT,
@@ -20,6 +26,8 @@ use peercollab_core::session::{
 
 /// The heading of the session's table.
 const SESSION_SECTION: &str = "## 1. Constants";
+/// The heading of the responder defences' table.
+const DEFENCES_SECTION: &str = "## 4. Cookies and the responder's defences";
 /// The heading of the invitation's table.
 const INVITATION_SECTION: &str = "## 5. Invitations";
 
@@ -32,6 +40,20 @@ fn session_constants() -> Vec<(&'static str, u64)> {
         ("HANDSHAKE_TIMEOUT", HANDSHAKE_TIMEOUT.as_millis()),
         ("COOKIE_LIFETIME", COOKIE_LIFETIME.as_millis()),
         ("REPLAY_WINDOW", REPLAY_WINDOW),
+    ]
+}
+
+/// The responder defences' values, in milliseconds for timers and as a
+/// count otherwise.
+fn defence_constants() -> Vec<(&'static str, u64)> {
+    vec![
+        ("COOKIE_SECRET_MAX_AGE", COOKIE_SECRET_MAX_AGE.as_millis()),
+        ("RATE_PER_SECOND", u64::from(RATE_PER_SECOND)),
+        ("RATE_BURST", u64::from(RATE_BURST)),
+        ("RATE_SOURCES", RATE_SOURCES as u64),
+        ("HALF_OPEN_PER_CONTACT", HALF_OPEN_PER_CONTACT as u64),
+        ("UNDER_LOAD_DH_PER_SECOND", u64::from(UNDER_LOAD_DH_PER_SECOND)),
+        ("COOKIE_REPLIES", COOKIE_REPLIES as u64),
     ]
 }
 
@@ -118,6 +140,11 @@ fn timers_table_of_the_spec_matches_the_code() {
 }
 
 #[test]
+fn defences_table_of_the_spec_matches_the_code() {
+    check_section(&timers_md(), DEFENCES_SECTION, &defence_constants());
+}
+
+#[test]
 fn invitation_timers_table_of_the_spec_matches_the_code() {
     check_section(&timers_md(), INVITATION_SECTION, &invitation_constants());
 }
@@ -126,12 +153,13 @@ fn invitation_timers_table_of_the_spec_matches_the_code() {
 fn every_constant_row_of_the_spec_is_in_a_checked_table() {
     let text = timers_md();
     let everywhere = constant_rows(text.lines());
-    let checked =
-        section_rows(&text, SESSION_SECTION).len() + section_rows(&text, INVITATION_SECTION).len();
+    let checked = section_rows(&text, SESSION_SECTION).len()
+        + section_rows(&text, DEFENCES_SECTION).len()
+        + section_rows(&text, INVITATION_SECTION).len();
     assert_eq!(
         everywhere.len(),
         checked,
-        "spec/timers.md has constant rows outside the tables of {SESSION_SECTION:?} and \
-         {INVITATION_SECTION:?}: {everywhere:?}"
+        "spec/timers.md has constant rows outside the tables of {SESSION_SECTION:?}, \
+         {DEFENCES_SECTION:?} and {INVITATION_SECTION:?}: {everywhere:?}"
     );
 }

@@ -7,6 +7,7 @@
 //! for the policy table (generated from [`policy::POLICY_TABLE`]).
 
 mod contacts;
+pub mod guard;
 pub mod policy;
 mod slab;
 mod timer_heap;
@@ -25,11 +26,15 @@ use crate::invite::{
 };
 use crate::noise::DH_LEN;
 use crate::session::{self, Incoming, PeerDirectory, PinnedPeer, Session, StatementForm};
-use crate::wire::{Frame, MAX_DATAGRAM, Mode, WireError};
+use crate::wire::{
+    COOKIE_NONCE_LEN, COOKIE_REPLY_LEN, CookieReply, Frame, Initiation, MAX_DATAGRAM, Mode,
+    WireError,
+};
 use crate::{Duration, Instant};
 
 use contacts::CertCheck;
 pub use contacts::{Contact, Trust};
+use guard::{Guard, HALF_OPEN_PER_CONTACT};
 pub use policy::{Application, MAX_APP_NAME, Policy, Sender};
 use slab::{Key, Slab};
 use timer_heap::TimerHeap;
@@ -37,6 +42,30 @@ use timer_heap::TimerHeap;
 /// The most endpoints one contact invitation reaches at once: every
 /// endpoint a contact card can name.
 pub const MAX_TARGETS: usize = MAX_CERTIFICATES;
+
+/// Under load when unconfirmed handshakes fill this fraction (numerator,
+/// denominator) of the invitation slots: WireGuard's rule (under load at
+/// 1/8 of its handshake queue), applied to the slots. Then initiations must
+/// carry a cookie.
+pub const UNDER_LOAD_HALF_OPEN: (usize, usize) = (1, 8);
+
+/// Under load, too, after this many initiations read (each costs one or two
+/// Diffie-Hellman operations) within one second, whatever became of them:
+/// about 5 ms of CPU on a PC, so junk that passes mac1 (whoever holds the
+/// card can make it) cannot make a responder spend much more.
+pub const UNDER_LOAD_DH_PER_SECOND: u32 = 64;
+
+/// Cookie replies waiting to be sent at most: a flood's replies beyond
+/// this are not sent (its initiators retransmit).
+pub const COOKIE_REPLIES: usize = 4;
+
+/// How many incoming legs may be unconfirmed at once: half the slots, so
+/// handshakes in progress can never keep established invitations from
+/// their slots, and at least one.
+#[must_use]
+pub const fn half_open_places(slots: usize) -> usize {
+    if slots < 2 { 1 } else { slots / 2 }
+}
 
 /// Names an outgoing invitation (Windows' invitation `HANDLE`). Generation
 /// checked: once closed it never names another invitation.
@@ -404,6 +433,15 @@ pub enum Dropped {
     NotAdmitted,
     /// The sender's certificate is revoked or older than the one pinned.
     Revoked,
+    /// An initiation accepted before (its ephemeral key is remembered),
+    /// replayed: dropped before any Diffie-Hellman.
+    ReplayedInitiation,
+    /// An initiation from a source whose rate limit is spent
+    /// ([`guard::RATE_PER_SECOND`], [`guard::RATE_BURST`]).
+    RateLimited,
+    /// Under load, an initiation without a valid mac2: answered with a
+    /// cookie reply instead, leaving no state.
+    CookieRequired,
     /// The session layer dropped it.
     Session(session::Dropped),
     /// An initiation that read well but cannot be answered (an XX
@@ -429,6 +467,20 @@ pub struct AgentStats {
     pub full: u64,
     /// Sessions moved to a new address by an authenticated datagram.
     pub roamed: u64,
+    /// Of the dropped, datagrams that do not parse.
+    pub malformed: u64,
+    /// Of the dropped, datagrams naming no live session.
+    pub unknown_index: u64,
+    /// Of the dropped, initiations whose mac1 is wrong (scanners, junk).
+    pub bad_mac: u64,
+    /// Of the dropped, replayed initiations.
+    pub replayed_initiations: u64,
+    /// Of the dropped, initiations over their source's rate limit.
+    pub rate_limited: u64,
+    /// Cookie replies sent (each for an initiation dropped under load).
+    pub cookie_replies: u64,
+    /// Unconfirmed handshakes evicted to make room for new ones.
+    pub evicted_half_open: u64,
 }
 
 /// The parts of an agent an incoming invitation is screened against.
@@ -519,6 +571,11 @@ struct IncomingLeg {
     presented: bool,
     /// Its launch information was released.
     released: bool,
+    /// Its handshake is not confirmed yet (counted in `Agent::half_open`).
+    half_open: bool,
+    /// When its initiation was accepted (the oldest half-open is evicted
+    /// first).
+    opened: Instant,
 }
 
 // Without a heap there is nothing to box; a leg is dominated by its
@@ -658,6 +715,15 @@ pub struct Agent<
     /// Responder legs by the initiation's ephemeral key, sorted.
     initiations: heapless::Vec<([u8; DH_LEN], u16), INVITATIONS>,
     recent: heapless::Vec<(InviteId, Instant), RECENT>,
+    /// Replay cache, rate limit, cookies.
+    guard: Guard<RECENT>,
+    /// Incoming legs whose handshake is not confirmed yet.
+    half_open: usize,
+    /// Initiations read (Diffie-Hellman done) in the current second, and
+    /// when that second began.
+    dh_window: (Instant, u32),
+    /// Cookie replies waiting to be sent.
+    cookie_replies: Deque<(SocketAddr, [u8; COOKIE_REPLY_LEN]), COOKIE_REPLIES>,
     timers: TimerHeap<INVITATIONS>,
     /// Legs that may have datagrams to send; `tx_queued` marks membership.
     tx_ready: Deque<u16, INVITATIONS>,
@@ -740,6 +806,10 @@ impl<const C: usize, const A: usize, const I: usize, const B: usize, const R: us
             requests: Slab::new(),
             initiations: heapless::Vec::new(),
             recent: heapless::Vec::new(),
+            guard: Guard::new(),
+            half_open: 0,
+            dh_window: (Instant::ZERO, 0),
+            cookie_replies: Deque::new(),
             timers: TimerHeap::new(),
             tx_ready: Deque::new(),
             tx_queued: [false; I],
@@ -1340,6 +1410,22 @@ impl<const C: usize, const A: usize, const I: usize, const B: usize, const R: us
                     self.stats.not_admitted = self.stats.not_admitted.saturating_add(1);
                 }
                 Dropped::Full => self.stats.full = self.stats.full.saturating_add(1),
+                Dropped::Malformed(_) => {
+                    self.stats.malformed = self.stats.malformed.saturating_add(1);
+                }
+                Dropped::UnknownIndex => {
+                    self.stats.unknown_index = self.stats.unknown_index.saturating_add(1);
+                }
+                Dropped::Session(session::Dropped::BadMac) => {
+                    self.stats.bad_mac = self.stats.bad_mac.saturating_add(1);
+                }
+                Dropped::ReplayedInitiation => {
+                    self.stats.replayed_initiations =
+                        self.stats.replayed_initiations.saturating_add(1);
+                }
+                Dropped::RateLimited => {
+                    self.stats.rate_limited = self.stats.rate_limited.saturating_add(1);
+                }
                 _ => {}
             }
         }
@@ -1360,7 +1446,7 @@ impl<const C: usize, const A: usize, const I: usize, const B: usize, const R: us
                         let slot = self.initiations[at].1;
                         self.deliver(now, from, slot, datagram, false)
                     }
-                    Err(_) => self.on_initiation(now, from, f.mode, ephemeral, datagram),
+                    Err(_) => self.on_initiation(now, from, &f, ephemeral, datagram),
                 };
             }
             Frame::Response(f) => (f.receiver_index, true),
@@ -1418,14 +1504,133 @@ impl<const C: usize, const A: usize, const I: usize, const B: usize, const R: us
         (could, open)
     }
 
+    /// Whether the agent is under load: too many unconfirmed handshakes
+    /// ([`UNDER_LOAD_HALF_OPEN`] of the slots) or too many Diffie-Hellman
+    /// readings this second ([`UNDER_LOAD_DH_PER_SECOND`]). Under load an
+    /// initiation must prove its source address with a cookie.
+    fn under_load(&self, now: Instant) -> bool {
+        let (since, count) = self.dh_window;
+        let this_second = now.saturating_duration_since(since) < Duration::from_secs(1);
+        self.half_open * UNDER_LOAD_HALF_OPEN.1 >= I * UNDER_LOAD_HALF_OPEN.0 && self.half_open > 0
+            || this_second && count >= UNDER_LOAD_DH_PER_SECOND
+    }
+
+    /// Counts an initiation read (its Diffie-Hellman work) in the current
+    /// second.
+    fn count_dh(&mut self, now: Instant) {
+        let (since, count) = self.dh_window;
+        self.dh_window = if now.saturating_duration_since(since) < Duration::from_secs(1) {
+            (since, count.saturating_add(1))
+        } else {
+            (now, 1)
+        };
+    }
+
+    /// Queues a cookie reply to an initiation (wire.md §8): 64 bytes, less
+    /// than any initiation, and no state kept. A full queue drops it (the
+    /// initiator retransmits).
+    fn queue_cookie_reply(&mut self, now: Instant, from: SocketAddr, f: &Initiation<'_>) {
+        let cookie = self.guard.cookie(now, &from, &mut self.rng);
+        let mut nonce = [0u8; COOKIE_NONCE_LEN];
+        self.rng.fill_bytes(&mut nonce);
+        let material: &[u8; DH_LEN] = match f.mode {
+            Mode::Ik => self.local.static_keys().public(),
+            Mode::Xx => match f.noise.get(..DH_LEN).and_then(|e| e.try_into().ok()) {
+                Some(e) => e,
+                None => return,
+            },
+        };
+        let sealed_cookie =
+            crate::mac::MacKey::cookie(material).seal_cookie(&nonce, &cookie, &f.mac1);
+        let reply = Frame::CookieReply(CookieReply {
+            mode: f.mode,
+            receiver_index: f.sender_index,
+            nonce,
+            sealed_cookie,
+        });
+        let mut bytes = [0u8; COOKIE_REPLY_LEN];
+        if reply.emit(&mut bytes).is_ok() && self.cookie_replies.push_back((from, bytes)).is_ok() {
+            self.stats.cookie_replies = self.stats.cookie_replies.saturating_add(1);
+        }
+    }
+
+    /// The oldest unconfirmed incoming leg, of `contact` if given.
+    fn oldest_half_open(&self, contact: Option<Option<ContactId>>) -> Option<Key> {
+        self.legs
+            .iter()
+            .filter_map(|(key, leg)| match &leg.role {
+                LegRole::Incoming(inc)
+                    if inc.half_open && contact.is_none_or(|c| c == inc.contact) =>
+                {
+                    Some((inc.opened, key))
+                }
+                _ => None,
+            })
+            .min_by_key(|(opened, key)| (*opened, key.index))
+            .map(|(_, key)| key)
+    }
+
+    /// Unconfirmed incoming legs of `contact`.
+    fn half_open_of(&self, contact: ContactId) -> usize {
+        self.legs
+            .iter()
+            .filter(|(_, leg)| {
+                matches!(&leg.role, LegRole::Incoming(inc) if inc.half_open && inc.contact == Some(contact))
+            })
+            .count()
+    }
+
+    /// Drops an unconfirmed incoming leg without a word: it was never
+    /// presented, and its initiator (if real) retransmits.
+    fn evict(&mut self, key: Key) {
+        let Some(leg) = self.legs.get(key) else { return };
+        let LegRole::Incoming(inc) = &leg.role else { return };
+        if !inc.half_open {
+            return;
+        }
+        if let Ok(at) = self.initiations.binary_search_by(|(e, _)| e.cmp(&inc.ephemeral)) {
+            self.initiations.remove(at);
+        }
+        self.half_open -= 1;
+        self.timers.set(key.index, None);
+        self.legs.remove(key);
+        self.stats.evicted_half_open = self.stats.evicted_half_open.saturating_add(1);
+    }
+
+    /// A new initiation (no live session has its ephemeral key). The
+    /// defences run cheapest first, all before any Diffie-Hellman: mac1, the
+    /// replay cache, the cookie under load, the source's rate limit, room
+    /// (evicting the oldest unconfirmed handshake if every half-open place
+    /// is taken); then the Noise work and policy.
     fn on_initiation(
         &mut self,
         now: Instant,
         from: SocketAddr,
-        mode: Mode,
+        f: &Initiation<'_>,
         ephemeral: [u8; DH_LEN],
         datagram: &[u8],
     ) -> Result<(), Dropped> {
+        let mode = f.mode;
+        if !Incoming::mac1_ok(&self.local, f, datagram) {
+            return Err(Dropped::Session(session::Dropped::BadMac));
+        }
+        if self.guard.seen(&ephemeral) {
+            return Err(Dropped::ReplayedInitiation);
+        }
+        if self.under_load(now) && !self.guard.mac2_ok(now, &from, datagram, &f.mac2, &mut self.rng)
+        {
+            self.queue_cookie_reply(now, from, f);
+            return Err(Dropped::CookieRequired);
+        }
+        if !self.guard.allow(now, &from) {
+            return Err(Dropped::RateLimited);
+        }
+        if self.legs.next_key().is_none() || self.half_open >= half_open_places(I) {
+            match self.oldest_half_open(None) {
+                Some(oldest) => self.evict(oldest),
+                None => return Err(Dropped::Full),
+            }
+        }
         let Some(slot_key) = self.legs.next_key() else { return Err(Dropped::Full) };
         if self.initiations.is_full() {
             return Err(Dropped::Full);
@@ -1447,6 +1652,7 @@ impl<const C: usize, const A: usize, const I: usize, const B: usize, const R: us
             };
             Incoming::read_admitting(local, &Directory(contacts), datagram, admit)
         };
+        self.count_dh(now);
         let incoming = incoming.map_err(|d| match d {
             session::Dropped::NotAdmitted => Dropped::NotAdmitted,
             d => Dropped::Session(d),
@@ -1466,6 +1672,15 @@ impl<const C: usize, const A: usize, const I: usize, const B: usize, const R: us
                 && let Some(id) = id
             {
                 self.pin(id, *cert);
+            }
+            // A contact's own unconfirmed handshakes make room for its new
+            // one: a replay flood of its old first messages competes with
+            // nobody else.
+            if let Some(id) = id
+                && self.half_open_of(id) >= HALF_OPEN_PER_CONTACT
+                && let Some(oldest) = self.oldest_half_open(Some(Some(id)))
+            {
+                self.evict(oldest);
             }
             contact = id;
             inviter = Some(*cert);
@@ -1487,12 +1702,16 @@ impl<const C: usize, const A: usize, const I: usize, const B: usize, const R: us
                 ephemeral,
                 presented: false,
                 released: false,
+                half_open: true,
+                opened: now,
             }),
             pending: 0,
             identity_checked: inviter.is_some(),
             revoked: false,
         };
         let key = self.legs.insert(leg).map_err(|_| Dropped::Full)?;
+        self.half_open += 1;
+        self.guard.remember(ephemeral);
         let at =
             self.initiations.binary_search_by(|(e, _)| e.cmp(&ephemeral)).unwrap_or_else(|at| at);
         let _ = self.initiations.insert(at, (ephemeral, key.index));
@@ -1546,6 +1765,11 @@ impl<const C: usize, const A: usize, const I: usize, const B: usize, const R: us
         buf: &mut [u8; MAX_DATAGRAM],
     ) -> Option<Transmit> {
         let now = self.clock(now);
+        if let Some((destination, reply)) = self.cookie_replies.pop_front() {
+            buf[..COOKIE_REPLY_LEN].copy_from_slice(&reply);
+            self.stats.sent = self.stats.sent.saturating_add(1);
+            return Some(Transmit { destination, len: COOKIE_REPLY_LEN });
+        }
         while let Some(&slot) = self.tx_ready.front() {
             if let Some((_, leg)) = self.legs.at_mut(slot)
                 && let Some(len) = leg.invitation.poll_transmit(now, &self.pool, buf)
@@ -1650,6 +1874,14 @@ impl<const C: usize, const A: usize, const I: usize, const B: usize, const R: us
     /// it if nothing holds it.
     fn settle(&mut self, now: Instant, slot: u16) {
         self.check_identity(now, slot);
+        if let Some((_, leg)) = self.legs.at_mut(slot)
+            && let LegRole::Incoming(inc) = &mut leg.role
+            && inc.half_open
+            && (leg.invitation.session().is_established() || leg.invitation.is_closed())
+        {
+            inc.half_open = false;
+            self.half_open -= 1;
+        }
         while let Some((key, leg)) = self.legs.at_mut(slot) {
             let Some(event) = leg.invitation.poll_event() else { break };
             match &mut leg.role {
@@ -1831,6 +2063,9 @@ impl<const C: usize, const A: usize, const I: usize, const B: usize, const R: us
             LegRole::Incoming(inc) => {
                 if let Ok(at) = self.initiations.binary_search_by(|(e, _)| e.cmp(&inc.ephemeral)) {
                     self.initiations.remove(at);
+                }
+                if inc.half_open {
+                    self.half_open -= 1;
                 }
                 None
             }
@@ -2037,6 +2272,9 @@ mod tests {
                 Dropped::Full => "Full",
                 Dropped::NotAdmitted => "NotAdmitted",
                 Dropped::Revoked => "Revoked",
+                Dropped::ReplayedInitiation => "ReplayedInitiation",
+                Dropped::RateLimited => "RateLimited",
+                Dropped::CookieRequired => "CookieRequired",
                 Dropped::Session(_) => "Session",
                 Dropped::Unanswerable(_) => "Unanswerable",
                 Dropped::Invitation(_) => "Invitation",
@@ -2081,6 +2319,9 @@ mod tests {
             Dropped::Full,
             Dropped::NotAdmitted,
             Dropped::Revoked,
+            Dropped::ReplayedInitiation,
+            Dropped::RateLimited,
+            Dropped::CookieRequired,
             Dropped::Session(session::Dropped::Closed),
             Dropped::Unanswerable(session::SessionError::NotEstablished),
             Dropped::Invitation(invite::Dropped::Closed),

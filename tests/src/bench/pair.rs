@@ -100,12 +100,24 @@ impl<const I: usize, const R: usize> Pair<I, R> {
 
     /// Starts a contact invitation that `b` leaves ringing, unanswered, and
     /// delivers datagrams until both agents are quiet (no time passes).
-    /// `seen` is told every datagram.
-    pub fn ring_unanswered(&mut self, mut seen: impl FnMut(Dir, &[u8])) {
+    /// `seen` is told every datagram. Returns the invitation as `b` names
+    /// it, once presented.
+    pub fn ring_unanswered(&mut self, mut seen: impl FnMut(Dir, &[u8])) -> Option<IncomingId> {
         let request = InvitationRequest { app_id: APP, message: "", data: &[] };
         self.a
             .invite_contact(self.now, self.bob, &[self.target], &request, InviteOptions::default())
             .expect("room for an invitation");
+        let (_, at_b) = self.exchange(&mut seen);
+        at_b.into_iter().find_map(|e| match e {
+            Event::Invited(id) => Some(id),
+            _ => None,
+        })
+    }
+
+    /// Delivers datagrams both ways until both agents are quiet (no time
+    /// passes); returns the events of `a` and of `b`.
+    pub fn exchange(&mut self, seen: &mut impl FnMut(Dir, &[u8])) -> (Vec<Event>, Vec<Event>) {
+        let (mut at_a, mut at_b) = (Vec::new(), Vec::new());
         let mut moved = true;
         while moved {
             moved = false;
@@ -119,8 +131,15 @@ impl<const I: usize, const R: usize> Pair<I, R> {
                 seen(Dir::Back, &self.buf[..t.len]);
                 let _ = self.a.handle_datagram(self.now, self.b_addr, &self.buf[..t.len]);
             }
-            while self.a.poll_event().is_some() || self.b.poll_event().is_some() {}
+            at_a.extend(std::iter::from_fn(|| self.a.poll_event()));
+            at_b.extend(std::iter::from_fn(|| self.b.poll_event()));
         }
+        (at_a, at_b)
+    }
+
+    /// Jumps to the next deadline of either agent and runs it.
+    pub fn advance(&mut self) {
+        self.next_deadline();
     }
 
     fn run(&mut self, handle: Handle, seen: &mut impl FnMut(Dir, &[u8])) -> Outcome {
