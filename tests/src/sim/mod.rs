@@ -378,6 +378,8 @@ pub struct Sim {
     latencies: BTreeMap<String, Vec<u64>>,
     traces: BTreeMap<u32, Vec<String>>,
     planted_done: bool,
+    /// Wall-clock time spent inside the agents (reporting only).
+    core_time: std::time::Duration,
 }
 
 impl std::fmt::Debug for Sim {
@@ -461,6 +463,7 @@ impl Sim {
             latencies: BTreeMap::new(),
             traces: BTreeMap::new(),
             planted_done: false,
+            core_time: std::time::Duration::ZERO,
         };
         sim.populate();
         sim.schedule_plan();
@@ -728,7 +731,9 @@ impl Sim {
                 if self.peers[node].life != Life::Up {
                     return Ok(());
                 }
+                let clock = std::time::Instant::now();
                 self.nodes[node].handle_timeout(self.now);
+                self.core_time += clock.elapsed();
                 self.after_touch(node, None)
             }
             Ev::Invite(k) => self.invite(k),
@@ -738,7 +743,9 @@ impl Sim {
                     return Ok(());
                 }
                 let local = self.nodes[node].clock.local(self.now);
+                let clock = std::time::Instant::now();
                 let r = self.nodes[node].agent.respond(local, incoming, answer, "");
+                self.core_time += clock.elapsed();
                 if let Some(&(k, _)) = self.peers[node].incoming.get(&incoming) {
                     self.trace(k, format!("node {node} answers {answer:?}: {r:?}"));
                 }
@@ -755,7 +762,9 @@ impl Sim {
                     return Ok(());
                 }
                 let local = self.nodes[node].clock.local(self.now);
+                let clock = std::time::Instant::now();
                 let r = self.nodes[node].agent.cancel(local, handle);
+                self.core_time += clock.elapsed();
                 if let Some(&k) = self.peers[node].handles.get(&handle) {
                     self.trace(k, format!("node {node} cancels: {r:?}"));
                 }
@@ -864,7 +873,9 @@ impl Sim {
         self.hasher.update(digest);
         let before = self.nodes[to].events.len();
         let dropped_before = self.nodes[to].dropped.len();
+        let clock = std::time::Instant::now();
         self.nodes[to].handle_datagram(self.now, from, bytes);
+        self.core_time += clock.elapsed();
         // A datagram counts as taken in once the agent did not drop it: a
         // copy of one that was dropped (say, reordered ahead of the
         // handshake) may still be the first to take effect.
@@ -932,6 +943,7 @@ impl Sim {
         let targets: Vec<(NodeId, SocketAddr)> =
             targets_nodes.iter().map(|&t| (t, AddressBook::default_address(t))).collect();
         let answerer: IdentityKey;
+        let clock = std::time::Instant::now();
         let result = match contact {
             Some((cid, ident)) => {
                 answerer = self.idents[ident].secret.public();
@@ -953,6 +965,7 @@ impl Sim {
                 self.nodes[inviter].agent.invite_endpoint(local, targets[0].1, &request, options)
             }
         };
+        self.core_time += clock.elapsed();
         self.hash_event(inviter, local, &format!("invite #{k} {result:?}"));
         match result {
             Ok(Some(handle)) => {
@@ -1020,7 +1033,9 @@ impl Sim {
         loop {
             let mut moved = false;
             loop {
+                let clock = std::time::Instant::now();
                 let out = self.nodes[i].poll_transmit(self.now, &mut buf);
+                self.core_time += clock.elapsed();
                 // Everything it sent, routable or not, is in `sent`.
                 while self.peers[i].sent_cursor < self.nodes[i].sent.len() {
                     let (at, dest, _) = self.nodes[i].sent[self.peers[i].sent_cursor];
@@ -1091,7 +1106,9 @@ impl Sim {
                     let incarnation = self.peers[i].incarnation;
                     self.checker.incoming_ended(i, incarnation, incoming, at, from, outcome)?;
                     if outcome == Outcome::Accepted {
+                        let clock = std::time::Instant::now();
                         let _ = self.nodes[i].agent.release(incoming);
+                        self.core_time += clock.elapsed();
                     }
                 }
                 Event::Ringing(handle) => {
@@ -1149,7 +1166,9 @@ impl Sim {
             _ => {}
         }
         let local = self.nodes[i].clock.local(self.now);
+        let clock = std::time::Instant::now();
         let _ = self.nodes[i].agent.close(local, handle);
+        self.core_time += clock.elapsed();
         self.nodes[i].drain(self.now);
         Ok(())
     }

@@ -82,6 +82,9 @@ pub struct Report {
     pub trace_hash: String,
     /// Wall-clock seconds (reporting only; never decides anything).
     pub wall_seconds: f64,
+    /// Of those, the seconds spent inside the agents: the core-only cost of
+    /// these same invitations.
+    pub core_seconds: f64,
     /// Bytes of one simulated node (agent and driver state, not counting
     /// its records).
     pub agent_bytes: usize,
@@ -128,6 +131,7 @@ impl Report {
             virtual_ms: sim.now.as_millis(),
             trace_hash: hex(&sim.hasher.clone().finalize()),
             wall_seconds,
+            core_seconds: sim.core_time.as_secs_f64(),
             agent_bytes: std::mem::size_of::<SimNode>()
                 + std::mem::size_of::<
                     peercollab_core::agent::Agent<
@@ -145,6 +149,21 @@ impl Report {
     #[must_use]
     pub fn invitations_per_second(&self) -> f64 {
         if self.wall_seconds > 0.0 { self.started as f64 / self.wall_seconds } else { 0.0 }
+    }
+
+    /// The core-only rate of the same invitations: started invitations per
+    /// second spent inside the agents.
+    #[must_use]
+    pub fn core_invitations_per_second(&self) -> f64 {
+        if self.core_seconds > 0.0 { self.started as f64 / self.core_seconds } else { 0.0 }
+    }
+
+    /// The simulated rate as a fraction of the core-only rate (the share of
+    /// the wall-clock time spent inside the agents).
+    #[must_use]
+    pub fn fraction_of_core_rate(&self) -> f64 {
+        let core = self.core_invitations_per_second();
+        if core > 0.0 { self.invitations_per_second() / core } else { 0.0 }
     }
 
     /// The deterministic part, as JSON: everything but wall-clock figures.
@@ -199,6 +218,12 @@ impl Report {
         if let Some(o) = v.as_object_mut() {
             o.insert("wall_seconds".into(), json!(self.wall_seconds));
             o.insert("invitations_per_second".into(), json!(self.invitations_per_second()));
+            o.insert("core_seconds".into(), json!(self.core_seconds));
+            o.insert(
+                "core_only_invitations_per_second".into(),
+                json!(self.core_invitations_per_second()),
+            );
+            o.insert("fraction_of_core_rate".into(), json!(self.fraction_of_core_rate()));
         }
         v
     }
@@ -271,10 +296,15 @@ impl Report {
         }
         let _ = writeln!(
             s,
-            "wall {:.2} s  simulated invitations per second {:.0}  bytes per agent {}\ntrace hash {}",
+            "wall {:.2} s  simulated invitations per second {:.0}  bytes per agent {}\n\
+             core only (time inside the agents, same invitations): {:.2} s, {:.0} per second; \
+             the simulation runs at {:.1} % of it\ntrace hash {}",
             self.wall_seconds,
             self.invitations_per_second(),
             self.agent_bytes,
+            self.core_seconds,
+            self.core_invitations_per_second(),
+            self.fraction_of_core_rate() * 100.0,
             self.trace_hash
         );
         s
