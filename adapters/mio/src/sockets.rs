@@ -171,3 +171,31 @@ fn bind_one(address: SocketAddr, dual_stack: bool) -> io::Result<(std::net::UdpS
     socket.bind(&address.into())?;
     Ok((socket.into(), dual))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn v4_mapped_sources_are_seen_as_ipv4_and_others_unchanged() {
+        let mapped: SocketAddr = "[::ffff:127.0.0.1]:5000".parse().unwrap();
+        assert_eq!(canonical(mapped), "127.0.0.1:5000".parse::<SocketAddr>().unwrap());
+        let v6: SocketAddr = "[::1]:5000".parse().unwrap();
+        assert_eq!(canonical(v6), v6);
+        let v4: SocketAddr = "10.0.0.1:1".parse().unwrap();
+        assert_eq!(canonical(v4), v4);
+    }
+
+    #[test]
+    fn each_destination_goes_to_a_socket_of_its_family() {
+        let poll = mio::Poll::new().unwrap();
+        let v4: SocketAddr = "127.0.0.1:0".parse().unwrap();
+        let sockets = Sockets::bind(&[v4], poll.registry(), Token(0)).unwrap();
+        assert!(sockets.reaches(&"127.0.0.1:9".parse().unwrap()));
+        assert!(!sockets.reaches(&"[::1]:9".parse().unwrap()));
+        let err = sockets.send("[::1]:9".parse().unwrap(), b"x").unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::AddrNotAvailable);
+        assert_eq!(sockets.index_of(Token(0)), Some(0));
+        assert_eq!(sockets.index_of(Token(1)), None);
+    }
+}
