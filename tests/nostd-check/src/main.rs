@@ -53,6 +53,7 @@ use peercollab_core::{HashDrbg, Instant};
 
 /// One handshake between Alice (initiator) and Bob (responder), then one
 /// payload each way. `contact` picks IK (Alice pinned Bob) or XX.
+#[inline(never)]
 fn handshake(
     contact: bool,
     alice: &LocalIdentity,
@@ -101,6 +102,7 @@ fn handshake(
 /// One whole accepted contact invitation between two `Invitation`s, with an
 /// empty body (so a pool of no buffers will do): handshake, Invite, Final,
 /// Ack.
+#[inline(never)]
 fn invitation(alice: &LocalIdentity, bob: &LocalIdentity, rng: &mut HashDrbg) -> bool {
     let now = Instant::ZERO;
     let Ok(a_pins_b) = PinnedPeer::new(alice, *bob.certificate()) else { return false };
@@ -161,6 +163,14 @@ fn invitation(alice: &LocalIdentity, bob: &LocalIdentity, rng: &mut HashDrbg) ->
 /// Small agents: two contacts, two applications, two invitation slots, no
 /// body buffer (the invitation's body is empty), four remembered ids.
 type SmallAgent = Agent<2, 2, 2, 0, 4>;
+
+/// Alice's and Bob's identities.
+#[inline(never)]
+fn identities(rng: &mut HashDrbg) -> (LocalIdentity, LocalIdentity) {
+    let alice = LocalIdentity::generate(rng, EndpointId(1));
+    let bob = LocalIdentity::generate(rng, EndpointId(1));
+    (alice, bob)
+}
 
 /// What the agents' invitation came to.
 #[derive(Default)]
@@ -263,6 +273,7 @@ fn agents(alice: LocalIdentity, bob: LocalIdentity, seed: u64) -> AgentsRun {
 }
 
 /// A contact card written and parsed back.
+#[inline(never)]
 fn card_round_trip(alice: &LocalIdentity) -> bool {
     let Ok(card) = ContactCard::issue(alice.secret(), "Alice", &[*alice.certificate()], &[]) else {
         return false;
@@ -389,9 +400,7 @@ fn main() -> ! {
     let mut ids = None;
     let mut results = [(false, 0); 6];
     results[0] = step("identities", || {
-        let alice = LocalIdentity::generate(&mut rng, EndpointId(1));
-        let bob = LocalIdentity::generate(&mut rng, EndpointId(1));
-        ids = Some((alice, bob));
+        ids = Some(identities(&mut rng));
         true
     });
     let Some((alice, bob)) = ids else { fail("no identities") };
