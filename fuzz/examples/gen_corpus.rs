@@ -1320,4 +1320,45 @@ fn main() {
     invite_message();
     invitation_machine();
     agent_network();
+    sim();
+}
+
+/// The simulator: a clean run, a lossy one, one with every fault, one with
+/// an outage over the handshake budget.
+fn sim() {
+    use peercollab_fuzz::sim::{Input, encode, run};
+    use peercollab_tests::sim::FaultMix;
+    let seeds = [
+        ("clean", Input { seed: 1, peers: 3, invitations: 4, faults: FaultMix::clean(20) }, None),
+        (
+            "loss",
+            Input {
+                seed: 2,
+                peers: 4,
+                invitations: 5,
+                faults: FaultMix { loss_ppm: 200_000, jitter_ms: 40, ..FaultMix::clean(30) },
+            },
+            None,
+        ),
+        (
+            "everything",
+            Input {
+                seed: 3,
+                peers: 5,
+                invitations: 6,
+                faults: FaultMix { outages: Vec::new(), ..FaultMix::everything(100_000) },
+            },
+            None,
+        ),
+        (
+            "outage",
+            Input { seed: 4, peers: 2, invitations: 2, faults: FaultMix::clean(10) },
+            Some((0, 40)),
+        ),
+    ];
+    for (name, input, outage) in seeds {
+        let bytes = encode(&input, outage);
+        run(&bytes);
+        write("sim", name, &bytes);
+    }
 }

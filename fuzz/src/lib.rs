@@ -13,3 +13,4 @@ pub mod invitation_machine;
 pub mod invite_message;
 pub mod noise_responder;
 pub mod schedule;
+pub mod sim;
