@@ -19,6 +19,14 @@
 //! - [`wire`]: the datagram formats, as zero-copy views and `Repr` structs;
 //! - [`session`]: one secure session between two peers, over datagrams.
 //!
+//! ## Fuzzing only: transparent cryptography
+//! The feature `fuzzing-transparent-crypto` adds a runtime switch
+//! ([`fuzzing`]) that makes AEAD, MACs and sealed cookies transparent so a
+//! fuzzer can forge frames and reach post-handshake states. It compiles only
+//! under `cfg(fuzzing)` (cargo-fuzz): anywhere else it is a
+//! `compile_error!`. Without it, [`fuzzing::transparent_crypto`] is a
+//! constant `false`.
+//!
 //! ## No panics on input
 //! Nothing received from the network, and no argument a caller passes, can
 //! make the core panic: malformed input is a typed error or is dropped and
@@ -34,6 +42,7 @@ extern crate std;
 pub mod agent;
 pub mod card;
 pub mod entropy;
+pub mod fuzzing;
 pub mod identity;
 pub mod invite;
 pub mod mac;

@@ -56,6 +56,12 @@ impl MacKey {
     /// HMAC-SHA256 of `data`, truncated to 16 bytes.
     #[must_use]
     pub fn mac(&self, data: &[u8]) -> [u8; MAC_LEN] {
+        // --- fuzzing only (`crate::fuzzing`): every MAC is zeros. A
+        // constant `false` without the feature.
+        if crate::fuzzing::transparent_crypto() {
+            return [0; MAC_LEN];
+        }
+        // --- end fuzzing only
         let full = hmac(&self.0, &[data]);
         let mut out = [0u8; MAC_LEN];
         out.copy_from_slice(&full[..MAC_LEN]);
@@ -81,6 +87,12 @@ impl MacKey {
         let mut out = [0u8; COOKIE_LEN + 16];
         let (body, tag_dst) = out.split_at_mut(COOKIE_LEN);
         body.copy_from_slice(cookie);
+        // --- fuzzing only (`crate::fuzzing`): the cookie in the clear and a
+        // zero tag. A constant `false` without the feature.
+        if crate::fuzzing::transparent_crypto() {
+            return out;
+        }
+        // --- end fuzzing only
         // Sealing 16 bytes under a 32-byte key cannot fail.
         if let Ok(tag) =
             cipher.encrypt_inout_detached(&XNonce::from(*nonce), mac1, InOutBuf::from(body))
@@ -102,6 +114,12 @@ impl MacKey {
         let cipher = XChaCha20Poly1305::new(&self.0.into());
         let mut cookie = [0u8; COOKIE_LEN];
         cookie.copy_from_slice(&sealed[..COOKIE_LEN]);
+        // --- fuzzing only (`crate::fuzzing`): only a zero tag opens. A
+        // constant `false` without the feature.
+        if crate::fuzzing::transparent_crypto() {
+            return sealed[COOKIE_LEN..].iter().all(|&b| b == 0).then_some(cookie);
+        }
+        // --- end fuzzing only
         let tag = Tag::try_from(&sealed[COOKIE_LEN..]).ok()?;
         cipher
             .decrypt_inout_detached(
