@@ -16,6 +16,7 @@ use std::collections::BTreeMap;
 
 pub mod agents;
 pub mod bench;
+pub mod mitm;
 pub mod party;
 pub mod sim;
 pub mod vectors;
