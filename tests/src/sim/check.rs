@@ -52,8 +52,6 @@ impl std::fmt::Display for Violation {
 #[derive(Clone, Debug)]
 struct Tracked {
     inviter: NodeId,
-    /// The inviter's incarnation when it invited.
-    incarnation: u32,
     targets: Vec<(NodeId, SocketAddr)>,
     /// The identity that may answer: the contact's, the one `expect`ed, or
     /// (endpoint invitations without `expect`) the target's.
@@ -112,7 +110,7 @@ impl Checker {
         self.pairs.entry((node, addr)).or_default()
     }
 
-    /// `inviter` (in `incarnation`, whose clock is `clock`) started
+    /// `inviter` (whose clock is `clock`) started
     /// invitation `k` at its local time `at` to `targets`; only `answerer`
     /// may accept it.
     #[allow(clippy::too_many_arguments)]
@@ -120,7 +118,6 @@ impl Checker {
         &mut self,
         k: u32,
         inviter: NodeId,
-        incarnation: u32,
         clock: Clock,
         at: Instant,
         targets: Vec<(NodeId, SocketAddr)>,
@@ -138,7 +135,6 @@ impl Checker {
             k,
             Tracked {
                 inviter,
-                incarnation,
                 targets,
                 answerer,
                 expires_in,
@@ -473,12 +469,6 @@ impl Checker {
     #[must_use]
     pub fn open_sides(&self) -> usize {
         self.open.len()
-    }
-
-    /// The inviter's incarnation when it started `k`.
-    #[must_use]
-    pub fn incarnation_of(&self, k: u32) -> Option<u32> {
-        self.invitations.get(&k).map(|t| t.incarnation)
     }
 }
 

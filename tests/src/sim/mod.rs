@@ -975,7 +975,6 @@ impl Sim {
                 self.checker.started(
                     k,
                     inviter,
-                    incarnation,
                     self.nodes[inviter].clock,
                     local,
                     targets,
@@ -1312,18 +1311,6 @@ impl Sim {
     #[must_use]
     pub fn report(&self, stop: Option<&Stop>, wall_seconds: f64) -> Report {
         Report::build(self, stop, wall_seconds)
-    }
-
-    /// The checker (tests of the checker itself).
-    #[must_use]
-    pub fn checker(&self) -> &Checker {
-        &self.checker
-    }
-
-    /// Virtual time.
-    #[must_use]
-    pub fn now(&self) -> Instant {
-        self.now
     }
 }
 
