@@ -1108,6 +1108,14 @@ impl Session {
         self.peer.as_ref()
     }
 
+    /// Initiator: the ephemeral public key of its initiation (all zeros
+    /// for a responder). An agent drops an initiation carrying one of its
+    /// own (a reflection).
+    #[must_use]
+    pub fn initiation_ephemeral(&self) -> Option<&[u8; DH_LEN]> {
+        (self.role == Role::Initiator).then_some(&self.initiation_ephemeral)
+    }
+
     /// Whether transport payloads can be sent.
     #[must_use]
     pub fn can_send(&self) -> bool {

@@ -176,11 +176,10 @@ fn reflection_of_every_frame_of_a_contact_invitation_is_dropped_without_effect()
 /// half-open invitation to itself and sends a handshake response to the
 /// peer's address. Nothing should come of a frame of the agent's own role.
 ///
-/// Defence needed: the agent should drop an initiation whose ephemeral key
-/// is one of its own outgoing legs' (`core/src/agent/mod.rs`
-/// `on_initiation`).
+/// Defence: the agent drops an initiation whose ephemeral key is one of its
+/// own outgoing legs' (`core/src/agent/mod.rs` `on_initiation`,
+/// `Dropped::Reflected`).
 #[test]
-#[ignore = "needs reflection defence: issue 7 — an agent answers its own reflected XX initiation (mac1 is keyed by zeros in XX); on_initiation should drop an initiation carrying the ephemeral of one of its own outgoing legs"]
 fn reflection_of_an_endpoint_initiation_to_its_sender_creates_no_state() {
     let (mut net, a, b) = friends(4);
     let handle = invite_endpoint(&mut net, a, b, &request(), InviteOptions::default());
@@ -207,11 +206,10 @@ fn reflection_of_an_endpoint_initiation_to_its_sender_creates_no_state() {
 /// attacker answers A with A's own frames): A must not end up inviting
 /// itself — no invitation is presented at A and no Accept is reported.
 ///
-/// Defence needed: as above; today A completes an XX handshake with itself,
-/// presents its own invitation (its own identity counts as trusted) and
-/// reports it accepted by itself.
+/// Defence: as above (`Dropped::Reflected`); without it A would complete an
+/// XX handshake with itself, present its own invitation (its own identity
+/// counts as trusted) and report it accepted by itself.
 #[test]
-#[ignore = "needs reflection defence: issue 7 — with every frame reflected, an XX inviter completes a handshake with itself and presents its own invitation"]
 fn reflection_of_a_whole_endpoint_invitation_never_makes_an_agent_invite_itself() {
     let (mut net, a, b) = friends(5);
     register(&mut net, a, APP);

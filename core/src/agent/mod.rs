@@ -442,6 +442,9 @@ pub enum Dropped {
     /// Under load, an initiation without a valid mac2: answered with a
     /// cookie reply instead, leaving no state.
     CookieRequired,
+    /// An initiation carrying the ephemeral key of one of this agent's own
+    /// outgoing initiations: its own frame, reflected back to it.
+    Reflected,
     /// The session layer dropped it.
     Session(session::Dropped),
     /// An initiation that read well but cannot be answered (an XX
@@ -1570,6 +1573,20 @@ impl<const C: usize, const A: usize, const I: usize, const B: usize, const R: us
             .map(|(_, key)| key)
     }
 
+    /// Whether `ephemeral` is the initiation ephemeral of one of this
+    /// agent's outgoing legs (a scan of the slots, made only for a new
+    /// initiation whose mac1 holds).
+    fn is_own_initiation(&self, ephemeral: &[u8; DH_LEN]) -> bool {
+        self.legs.iter().any(|(_, leg)| {
+            matches!(leg.role, LegRole::Outgoing { .. })
+                && leg
+                    .invitation
+                    .session()
+                    .initiation_ephemeral()
+                    .is_some_and(|own| crate::util::ct_eq(own, ephemeral))
+        })
+    }
+
     /// Unconfirmed incoming legs of `contact`.
     fn half_open_of(&self, contact: ContactId) -> usize {
         self.legs
@@ -1616,6 +1633,9 @@ impl<const C: usize, const A: usize, const I: usize, const B: usize, const R: us
         }
         if self.guard.seen(&ephemeral) {
             return Err(Dropped::ReplayedInitiation);
+        }
+        if self.is_own_initiation(&ephemeral) {
+            return Err(Dropped::Reflected);
         }
         if self.under_load(now) && !self.guard.mac2_ok(now, &from, datagram, &f.mac2, &mut self.rng)
         {
@@ -2275,6 +2295,7 @@ mod tests {
                 Dropped::ReplayedInitiation => "ReplayedInitiation",
                 Dropped::RateLimited => "RateLimited",
                 Dropped::CookieRequired => "CookieRequired",
+                Dropped::Reflected => "Reflected",
                 Dropped::Session(_) => "Session",
                 Dropped::Unanswerable(_) => "Unanswerable",
                 Dropped::Invitation(_) => "Invitation",
@@ -2322,6 +2343,7 @@ mod tests {
             Dropped::ReplayedInitiation,
             Dropped::RateLimited,
             Dropped::CookieRequired,
+            Dropped::Reflected,
             Dropped::Session(session::Dropped::Closed),
             Dropped::Unanswerable(session::SessionError::NotEstablished),
             Dropped::Invitation(invite::Dropped::Closed),
