@@ -261,7 +261,7 @@ fn nonce_desync_forged_counters_and_garbage_never_advance_receive_state() {
     assert_eq!(drops, clean_drops + forged);
 }
 
-/// Nonce reuse: with every other of the first eight transport datagrams lost (so that handshakes and
+/// Nonce reuse: with every other of the first eight transport datagrams lost (so that
 /// invitation messages are retransmitted), no two transport datagrams of
 /// one session and direction share a counter, and counters only grow in
 /// the order sent. (A retransmission sealed again under a used counter
