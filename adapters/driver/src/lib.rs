@@ -10,6 +10,8 @@
 //!   that run long timers instantly over real sockets;
 //! - [`os_seed`] and [`generate_identity`]: the only places the operating
 //!   system's randomness enters;
+//! - [`net`]: binding UDP sockets (dual stack where allowed) and routing
+//!   each datagram to a socket of its destination's family;
 //! - [`Error`].
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
@@ -17,6 +19,7 @@
 mod clock;
 mod driver;
 mod error;
+pub mod net;
 mod owned;
 
 pub use clock::{Clock, ManualClock, SystemClock, Wake};

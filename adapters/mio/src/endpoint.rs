@@ -19,7 +19,8 @@ use peercollab_driver::{
     Answer, Clock, Driver, DriverStats, Error, Invitation, Notice, Request, Status,
 };
 
-use crate::sockets::{RECV_BUF, Sockets, canonical, no_socket_for};
+use crate::sockets::{RECV_BUF, Sockets, canonical};
+use peercollab_driver::net::no_socket_for;
 
 /// The reason text of the answers [`Endpoint::shutdown`] gives.
 pub const SHUTDOWN_REASON: &str = "the endpoint is shutting down";
