@@ -13,6 +13,9 @@ pub enum Error {
     /// The agent refused the command; nothing changed.
     #[error(transparent)]
     Agent(#[from] AgentError),
+    /// A contact card could not be made or read.
+    #[error("contact card: {0}")]
+    Card(#[from] peercollab_core::card::CardError),
     /// The UDP socket could not be bound.
     #[error("cannot bind UDP socket to {address}: {source}")]
     Bind {
