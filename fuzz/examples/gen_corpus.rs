@@ -1320,6 +1320,7 @@ fn main() {
     invite_message();
     invitation_machine();
     agent_network();
+    agent_ops();
     sim();
 }
 
@@ -1360,5 +1361,13 @@ fn sim() {
         let bytes = encode(&input, outage);
         run(&bytes);
         write("sim", name, &bytes);
+    }
+}
+
+/// `agent_ops`: its seeds come from the target's module, each run and
+/// checked to reach what it is for there.
+fn agent_ops() {
+    for (name, bytes) in peercollab_fuzz::agent_ops::seeds() {
+        write("agent_ops", name, &bytes);
     }
 }

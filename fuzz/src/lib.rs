@@ -5,6 +5,7 @@
 //! them.
 
 pub mod agent_network;
+pub mod agent_ops;
 pub mod contact_card_parse;
 pub mod frame_decode;
 pub mod framing;
