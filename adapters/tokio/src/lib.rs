@@ -122,7 +122,12 @@ struct State {
 
 struct Inner {
     state: Mutex<State>,
+    /// For receiving: tokio's readiness.
     sockets: Vec<Arc<UdpSocket>>,
+    /// The same sockets for sending, non-blocking: a datagram goes out at
+    /// once, without waiting for tokio to learn the socket is writable
+    /// (its `try_send_to` refuses a fresh socket until then).
+    senders: Vec<std::net::UdpSocket>,
     /// Wakes the timer task to read the next deadline again.
     wake: Arc<Notify>,
     /// Ends the tasks: on shutdown, or when the last [`Endpoint`] clone
@@ -186,8 +191,10 @@ impl Builder {
             None => Driver::new(self.identity, self.config, self.clock)?,
         };
         let mut sockets = Vec::new();
+        let mut senders = Vec::new();
         let mut locals = Vec::new();
         for (udp, local) in net::bind_all(addrs)? {
+            senders.push(udp.try_clone()?);
             sockets.push(Arc::new(UdpSocket::from_std(udp)?));
             locals.push(local);
         }
@@ -203,6 +210,7 @@ impl Builder {
                 shutting_down: None,
             }),
             sockets,
+            senders,
             wake: Arc::new(Notify::new()),
             stop,
         });
@@ -238,8 +246,8 @@ impl Inner {
             let State { driver, routes, .. } = &mut *state;
             driver.flush(|to, datagram| {
                 let (k, to) = routes.route(to)?;
-                let socket = self.sockets.get(k).ok_or_else(|| net::no_socket_for(&to))?;
-                match socket.try_send_to(datagram, to)? {
+                let socket = self.senders.get(k).ok_or_else(|| net::no_socket_for(&to))?;
+                match socket.send_to(datagram, to)? {
                     n if n == datagram.len() => Ok(()),
                     _ => Err(std::io::Error::new(
                         std::io::ErrorKind::WriteZero,

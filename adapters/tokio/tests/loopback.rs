@@ -176,14 +176,7 @@ async fn an_unanswered_invitation_expires_at_both_ends_on_the_manual_clock() {
     let (alice, _bob, mut bob_in, contact) = pair(Some(&clock)).await;
     let options = InviteOptions::default();
     let mut invitation = alice.start_invite_contact(contact, &[], &request(), options).unwrap();
-    // Timers (the acknowledgement delay among them) run only as the clock
-    // moves: move it a little at a time until the invitation arrives.
-    let mut incoming = loop {
-        tokio::select! {
-            inv = bob_in.next() => break inv.expect("open"),
-            () = tokio::time::sleep(StdDuration::from_millis(5)) => clock.advance(Duration::from_millis(20)),
-        }
-    };
+    let mut incoming = next(&mut bob_in).await;
     run_clock(&clock, Duration::from_secs(2), Duration::from_secs(400), || {
         matches!(invitation.status(), Status::Answered(_))
     })

@@ -12,6 +12,7 @@
 //! contender runs for the same wall time, interleaved, and each ratio is
 //! taken within the round, then the median of the ratios is reported.
 
+mod adapters;
 mod crypto_bound;
 mod scaling;
 mod snow_side;
@@ -32,7 +33,7 @@ use peercollab_tests::bench::pair::{Dir, Pair};
 use snow_side::{SnowReplay, Step};
 
 #[global_allocator]
-static GLOBAL: &StatsAlloc<std::alloc::System> = &INSTRUMENTED_SYSTEM;
+pub(crate) static GLOBAL: &StatsAlloc<std::alloc::System> = &INSTRUMENTED_SYSTEM;
 
 /// peercollab's benchmarks: invitations per second against snow doing the
 /// same handshakes and messages and against the crypto bound, allocations,
@@ -98,6 +99,25 @@ fn main() {
     figures.insert("scaling_ratio_transport_4096_vs_16", transport);
     figures.insert("scaling_ratio_junk_4096_vs_16", junk);
     figures.insert("scaling_ratio_4096_vs_16", transport.max(junk));
+    let invitations = if args.quick { 100 } else { 1000 };
+    match (adapters::tokio_figures(invitations), adapters::mio_figures(invitations)) {
+        (Ok(t), Ok(m)) => {
+            figures.insert("tokio_invites_per_s", t.per_s);
+            figures.insert("tokio_p50_us", t.p50_us);
+            figures.insert("tokio_p99_us", t.p99_us);
+            figures.insert("allocations_per_invite_tokio", t.allocations_per_invite);
+            figures.insert("mio_invites_per_s", m.per_s);
+            figures.insert("mio_p50_us", m.p50_us);
+            figures.insert("mio_p99_us", m.p99_us);
+            figures.insert("allocations_per_invite_mio", m.allocations_per_invite);
+            let core = figures.get("contact_invites_per_s").copied().unwrap_or(f64::NAN);
+            figures.insert("adapter_ratio", t.per_s.min(m.per_s) / core);
+        }
+        (t, m) => {
+            eprintln!("peercollab-bench: an adapter benchmark failed: tokio {t:?}, mio {m:?}");
+            std::process::exit(1);
+        }
+    }
     if args.json {
         let object: serde_json::Map<String, serde_json::Value> =
             figures.iter().map(|(k, v)| ((*k).to_owned(), serde_json::json!(v))).collect();

@@ -27,6 +27,9 @@ fn rates<const I: usize>(live: usize, rounds: usize, round: Duration) -> (Vec<f6
     let mut pair = Pair::<I, I>::new(3);
     let mut last_out = Vec::new();
     for _ in 0..live {
+        // One inviter, one source address: keep within its rate limit
+        // (20 initiations a second).
+        pair.now += peercollab_core::Duration::from_millis(50);
         pair.ring_unanswered(|dir, d| {
             if dir == Dir::Out && d.first().is_some_and(|_| d.get(1) == Some(&TRANSPORT)) {
                 last_out = d.to_vec();
