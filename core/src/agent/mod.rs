@@ -1645,14 +1645,13 @@ impl<const C: usize, const A: usize, const I: usize, const B: usize, const R: us
         if !self.guard.allow(now, &from) {
             return Err(Dropped::RateLimited);
         }
+        // Room is decided here but made (by eviction) only once the
+        // initiation proved good: a dropped initiation changes nothing.
+        let mut victim = None;
         if self.legs.next_key().is_none() || self.half_open >= half_open_places(I) {
-            match self.oldest_half_open(None) {
-                Some(oldest) => self.evict(oldest),
-                None => return Err(Dropped::Full),
-            }
+            victim = Some(self.oldest_half_open(None).ok_or(Dropped::Full)?);
         }
-        let Some(slot_key) = self.legs.next_key() else { return Err(Dropped::Full) };
-        if self.initiations.is_full() {
+        if self.initiations.is_full() && victim.is_none() {
             return Err(Dropped::Full);
         }
         // XX: nobody is identified yet; answered unless every policy is
@@ -1695,23 +1694,37 @@ impl<const C: usize, const A: usize, const I: usize, const B: usize, const R: us
             }
             // A contact's own unconfirmed handshakes make room for its new
             // one: a replay flood of its old first messages competes with
-            // nobody else.
+            // nobody else. Its oldest also makes any room needed above.
             if let Some(id) = id
                 && self.half_open_of(id) >= HALF_OPEN_PER_CONTACT
                 && let Some(oldest) = self.oldest_half_open(Some(Some(id)))
             {
-                self.evict(oldest);
+                victim = Some(oldest);
             }
             contact = id;
             inviter = Some(*cert);
         }
-        let index = (self.rng.next_u32() & 0xFFFF_0000) | u32::from(slot_key.index);
+        // The slot the leg will take: the victim's (a freed slot is the
+        // next one handed out), else the next free one.
+        let slot = match victim {
+            Some(v) => v.index,
+            None => self.legs.next_key().ok_or(Dropped::Full)?.index,
+        };
+        let index = (self.rng.next_u32() & 0xFFFF_0000) | u32::from(slot);
         let session = incoming
             .accept(&self.local, index, now, &mut self.rng)
             .map_err(Dropped::Unanswerable)?;
         let config = InviteeConfig::with_max_expiry(self.config.max_expiry);
         let invitation = Invitation::invitee(session, config, now)
             .map_err(|_| Dropped::Session(session::Dropped::Closed))?;
+        if let Some(v) = victim {
+            self.evict(v);
+        }
+        // (Only a slot retired at its 2^32nd generation is not handed out
+        // again: then the initiation is dropped.)
+        if self.legs.next_key().map(|k| k.index) != Some(slot) {
+            return Err(Dropped::Full);
+        }
         let leg = Leg {
             invitation,
             remote: from,
