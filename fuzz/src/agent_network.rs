@@ -113,7 +113,7 @@
 //! - every transmitted datagram parses with `Frame::parse` and is at most
 //!   `MAX_DATAGRAM` (1200) bytes; one drain returns at most 128; it goes to
 //!   an address the agent heard of (a target it was given, or the source of
-//!   a datagram it took);
+//!   a datagram it took or answered with a cookie reply);
 //! - a handle is new when issued; it gets at most one `Ringing`, before its
 //!   `Responded`, at most one `Responded` and no event once closed; its
 //!   `response()` is `Answered` with the reported outcome exactly once it was
@@ -1433,7 +1433,9 @@ impl World {
         let result = n.agent.handle_datagram(now, from, datagram);
         n.latest = n.latest.max(now);
         n.seen = n.seen.max(now);
-        if result.is_ok() {
+        // A cookie reply (an initiation dropped under load) goes to the
+        // datagram's source too.
+        if matches!(result, Ok(()) | Err(Dropped::CookieRequired)) {
             n.heard_of.insert(from);
         }
         if let Err(d) = result {
