@@ -252,3 +252,44 @@ fn a_replayed_initiation_is_dropped_before_any_work_long_after_its_invitation_en
     let mut buf = [0u8; MAX_DATAGRAM];
     assert!(pair.b.poll_transmit(later, &mut buf).is_none(), "no answer to a replay");
 }
+
+/// Found by the `agent_ops` fuzz target: an initiation that is dropped
+/// after the room decision (here an XX initiation whose ephemeral key is a
+/// low-order point: it passes XX's public mac1, carries a valid cookie, and
+/// fails only when the response is written) must not evict anyone.
+#[test]
+fn a_dropped_initiation_evicts_no_unconfirmed_handshake() {
+    use peercollab_core::mac::MacKey;
+    use peercollab_core::wire::{Frame, MAC_LEN};
+    use peercollab_tests::mitm::forge;
+
+    let mut b: Box<Agent> = Box::new(Agent::new(identity(1), AgentConfig::default(), [9; 32]));
+    let now = Instant::from_millis(1_000);
+    let places = half_open_places(16);
+    for k in 0..places as u32 {
+        let at = now + Duration::from_millis(u64::from(k));
+        assert_eq!(Initiator::stranger(k, at).open(&mut b, at), Ok(()), "stranger {k}");
+    }
+    let at = now + Duration::from_millis(places as u64);
+    let from = addr(999);
+    let low_order = forge::LOW_ORDER_POINTS[1];
+    let mut bad = forge::xx_initiation(&low_order, forge::XX_PADDING, 7);
+    // Under load: fetch the cookie of this address, as a real initiator
+    // would, and seal the initiation's mac2 with it.
+    assert_eq!(b.handle_datagram(at, from, &bad), Err(Dropped::CookieRequired));
+    let mut out = [0u8; MAX_DATAGRAM];
+    let t = b.poll_transmit(at, &mut out).expect("a cookie reply");
+    let Ok(Frame::CookieReply(reply)) = Frame::parse(&out[..t.len]) else {
+        panic!("a cookie reply")
+    };
+    let len = bad.len();
+    let mac1: [u8; MAC_LEN] = bad[len - 2 * MAC_LEN..len - MAC_LEN].try_into().unwrap();
+    let cookie =
+        MacKey::cookie(&low_order).open_cookie(&reply.nonce, &reply.sealed_cookie, &mac1).unwrap();
+    let mac2 = MacKey::from_cookie(&cookie).mac(&bad[..len - MAC_LEN]);
+    bad[len - MAC_LEN..].copy_from_slice(&mac2);
+    let result = b.handle_datagram(at, from, &bad);
+    assert!(matches!(result, Err(Dropped::Unanswerable(_))), "{result:?}");
+    assert_eq!(b.stats().evicted_half_open, 0, "a dropped initiation evicted a handshake");
+    assert_eq!(b.invitations_in_use(), places);
+}
