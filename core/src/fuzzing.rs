@@ -2,7 +2,7 @@
 //!
 //! With the cargo feature `fuzzing-transparent-crypto`, which compiles only
 //! under `cfg(fuzzing)` (cargo-fuzz sets it; anywhere else the feature is a
-//! compile error), a process-wide switch, [`set_transparent_crypto`], makes
+//! compile error), a process-wide switch, `set_transparent_crypto`, makes
 //! the symmetric cryptography transparent so a fuzzer can forge handshake
 //! frames and transport payloads and reach the states behind them:
 //!

@@ -1259,6 +1259,20 @@ impl Incoming {
         if !Self::mac1_ok(local, &f, datagram) {
             return Err(Dropped::BadMac);
         }
+        Self::read_after_mac1(local, directory, datagram, &f, admit)
+    }
+
+    /// [`read_admitting`](Self::read_admitting) for an initiation `f`
+    /// (parsed from `datagram`) whose mac1 the caller has checked with
+    /// [`mac1_ok`](Self::mac1_ok): the agent checks it first, before its
+    /// own defences, and does not pay for it twice.
+    pub(crate) fn read_after_mac1(
+        local: &LocalIdentity,
+        directory: &(impl PeerDirectory + ?Sized),
+        datagram: &[u8],
+        f: &Initiation<'_>,
+        admit: impl FnOnce(&IdentityKey) -> bool,
+    ) -> Result<Incoming, Dropped> {
         let len = datagram.len();
         let mut hs = HandshakeState::new(
             pattern(f.mode),

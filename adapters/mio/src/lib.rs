@@ -118,7 +118,7 @@
 //! # }
 //! ```
 //!
-//! `examples/two_peers.rs` plays the same with the waiting call.
+//! `examples/mio_two_peers.rs` plays the same with the waiting call.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 

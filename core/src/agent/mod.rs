@@ -1669,7 +1669,7 @@ impl<const C: usize, const A: usize, const I: usize, const B: usize, const R: us
             let admit = |id: &IdentityKey| {
                 stranger_could || *id == own || contacts.iter().any(|(_, c)| c.identity() == id)
             };
-            Incoming::read_admitting(local, &Directory(contacts), datagram, admit)
+            Incoming::read_after_mac1(local, &Directory(contacts), datagram, f, admit)
         };
         self.count_dh(now);
         let incoming = incoming.map_err(|d| match d {

@@ -5,7 +5,7 @@
 //! 2. The waiting call: bob serves from his own thread and `Poll`; alice
 //!    invites his endpoint with `invite_endpoint_blocking`; he declines.
 //!
-//! `cargo run -p peercollab-mio --example two_peers`
+//! `cargo run -p peercollab-mio --example mio_two_peers`
 
 use std::net::SocketAddr;
 use std::sync::Arc;

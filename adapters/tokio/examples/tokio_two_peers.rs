@@ -3,7 +3,7 @@
 //! him and waits for the answer; Bob reads the launch information.
 //!
 //! ```text
-//! cargo run -p peercollab-tokio --example two_peers
+//! cargo run -p peercollab-tokio --example tokio_two_peers
 //! ```
 
 use peercollab_tokio::{
