@@ -14,6 +14,11 @@
 
 use std::collections::BTreeMap;
 
+/// The README's examples compile (`cargo test` runs them as doctests).
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+struct ReadmeExamples;
+
 pub mod agents;
 pub mod bench;
 pub mod mitm;
