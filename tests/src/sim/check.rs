@@ -89,6 +89,10 @@ struct Pair {
     open: u32,
     last_end: Option<Instant>,
     last_heard: Option<Instant>,
+    /// The invitee side of an invitation sent by this peer may answer it
+    /// before presenting it (a refusal, or Expired while it is still
+    /// arriving) and retransmit that Final until this time.
+    unpresented_until: Option<Instant>,
 }
 
 fn short(o: &Outcome) -> String {
@@ -121,11 +125,20 @@ impl Checker {
         clock: Clock,
         at: Instant,
         targets: Vec<(NodeId, SocketAddr)>,
+        from: SocketAddr,
         answerer: IdentityKey,
         expires_in: Duration,
     ) {
         for &(_, addr) in &targets {
             self.pair(inviter, addr).open += 1;
+        }
+        // Each target may answer before presenting — at the latest with
+        // Expired at the expiry — and retransmit its Final until
+        // FINAL_TIMEOUT later (clocks differ a little: EXPIRY_GRACE).
+        let until = at + expires_in + FINAL_TIMEOUT + EXPIRY_GRACE;
+        for &(node, _) in &targets {
+            let p = self.pair(node, from);
+            p.unpresented_until = p.unpresented_until.max(Some(until));
         }
         // The inviter gives up at its expiry plus grace at the latest.
         let bound = clock.global(at + expires_in + EXPIRY_GRACE);
@@ -369,9 +382,11 @@ impl Checker {
     /// (`proactive`) or in answer to a datagram from `to`. A node sends on
     /// its own only for an open invitation with `to`, within
     /// `CANCEL_TIMEOUT` of one's end (a Cancel is retransmitted after the
-    /// inviter's outcome), or within `FINAL_TIMEOUT` of hearing from `to`
+    /// inviter's outcome), within `FINAL_TIMEOUT` of hearing from `to`
     /// (an invitation refused before it was presented retransmits its
-    /// Final).
+    /// Final), or — for an invitation `to` sent it that it never presented
+    /// — until that invitation's expiry plus `FINAL_TIMEOUT` (one still
+    /// arriving at its expiry ends with a Final(Expired), retransmitted).
     pub fn transmitted(
         &mut self,
         node: NodeId,
@@ -385,7 +400,11 @@ impl Checker {
         let p = self.pairs.get(&(node, to)).copied().unwrap_or_default();
         let within =
             |t: Option<Instant>, d: Duration| t.is_some_and(|t| at <= t + d + TRANSMIT_SLACK);
-        if p.open > 0 || within(p.last_end, CANCEL_TIMEOUT) || within(p.last_heard, FINAL_TIMEOUT) {
+        if p.open > 0
+            || within(p.last_end, CANCEL_TIMEOUT)
+            || within(p.last_heard, FINAL_TIMEOUT)
+            || p.unpresented_until.is_some_and(|t| at <= t)
+        {
             return Ok(());
         }
         Self::violation(

@@ -972,12 +972,14 @@ impl Sim {
                 let kind = if contact.is_some() { "contact" } else { "endpoint" };
                 self.trace(k, format!("node {inviter} invites {targets_nodes:?} ({kind}, {app:?}, {data_len} bytes, expires in {expires_in:?})"));
                 let incarnation = self.peers[inviter].incarnation;
+                let from = self.book.address(inviter);
                 self.checker.started(
                     k,
                     inviter,
                     self.nodes[inviter].clock,
                     local,
                     targets,
+                    from,
                     answerer,
                     expires_in,
                 );
