@@ -351,3 +351,33 @@ proptest! {
         prop_assert!(report.violations == 0 && !report.livelock, "{}", report.to_text());
     }
 }
+
+/// Found by the `sim` fuzz target (seed 3): on a link this bad (48 % loss,
+/// 48 % corruption, up to a second of delay), an invitation still arriving
+/// at its invitee when it expires ends there with a Final(Expired), sent on
+/// the invitee's own timer and retransmitted — to an inviter it never
+/// presented anything from. That is the protocol's answer, not a stray
+/// transmission; the checker allows it until the expiry plus
+/// `FINAL_TIMEOUT`.
+#[test]
+fn an_invitation_expiring_while_it_still_arrives_may_send_its_final() {
+    let faults = FaultMix {
+        latency_ms: 495,
+        jitter_ms: 475,
+        loss_ppm: 480_575,
+        burst_enter_ppm: 5_000,
+        burst_leave_ppm: 178_718,
+        burst_loss_ppm: 2_560,
+        duplicate_ppm: 269_402,
+        reorder_ppm: 26_513,
+        corrupt_ppm: 480_575,
+        replay_ppm: 5_000,
+        clock_ppm: 3_392,
+        partitions: 0,
+        partition_secs: 60,
+        crashes: 0,
+        vanish: 0,
+        outages: vec![],
+    };
+    assert_clean(&run(SimConfig::new(3, 5, 6, faults)));
+}
