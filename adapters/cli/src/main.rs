@@ -1,7 +1,14 @@
 //! `peercollab`: peer collaboration invitations from the command line.
+//!
+//! An identity, contacts, applications and a policy live in a data
+//! directory (the store: `store.rs` documents its files, atomic writes and
+//! locking); `listen` serves invitations and `invite` sends one, on the
+//! tokio adapter (`net.rs`); `demo` plays every kind of invitation between
+//! peers on loopback (`demo.rs`).
 #![forbid(unsafe_code)]
 
 mod demo;
+mod net;
 mod store;
 
 use std::io::{BufRead, IsTerminal, Write};
@@ -10,23 +17,46 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use peercollab_core::agent::{AgentConfig, ContactId, InviteOptions, Policy};
-use peercollab_core::invite::{AppId, Outcome};
-use peercollab_core::{Duration, Instant};
-use peercollab_tokio::{Endpoint, IncomingInvitation, Request, Status};
+use peercollab_core::card::ContactCard;
+use peercollab_core::identity::LocalIdentity;
 use store::{PolicyName, Store, StoreError, StoredApp, StoredContact, app_id, hex, parse_card};
+
+use crate::net::{AutoAnswer, EndpointArg, InviteArgs};
 
 const EXIT_CODES: &str = "\
 Exit codes:
-   0  success (invite: Accepted)
-   1  the demo saw an unexpected outcome
-   2  bad arguments
-   3  store error (no identity, damaged file, unknown contact or application)
-   4  network error (cannot bind, no route)
-   5  refused by the user (contacts add without confirmation)
-  10  invite: Declined        11  Busy           12  Expired
-  13  invite: Cancelled       14  Unreachable    15  NotRegistered
-  16  invite: NotAccepted     17  Failed";
+   0  success; invite: Accepted
+   1  demo: a story ended otherwise than expected
+   2  bad arguments or input (usage, a malformed card, address or file)
+   3  store: no identity, a damaged file, an unknown contact or
+      application, or something exists and --force was not given
+   4  network: a socket cannot be bound, no entropy
+   5  not confirmed: contacts add without --yes and no terminal, or `no`
+   6  other input/output error (the terminal)
+  invite's outcome:
+  10  Declined         11  Busy (retry later)   12  Expired
+  13  Cancelled        14  Unreachable          15  NotRegistered (the
+  16  NotAccepted (the invitee's policy)            invitee lacks the app)
+  17  Failed (another identity answered, a revoked certificate)
+
+Data directory: --home, else $PEERCOLLAB_HOME, else $XDG_DATA_HOME/peercollab,
+else ~/.local/share/peercollab.";
+
+const INVITE_HELP: &str = "\
+Exit codes: 0 Accepted, 10 Declined, 11 Busy, 12 Expired, 13 Cancelled
+(Ctrl-C cancels), 14 Unreachable, 15 NotRegistered, 16 NotAccepted,
+17 Failed; 2 bad arguments, 3 store, 4 network.";
+
+const LISTEN_HELP: &str = "\
+An application registered with --run COMMAND is launched, by the shell,
+when an invitation to it is accepted, with the launch information in its
+environment: PEERCOLLAB_INVITER (the verified identity fingerprint),
+PEERCOLLAB_INVITER_KEY (the identity key, hex), PEERCOLLAB_CONTACT (the
+contact name, empty for a stranger), PEERCOLLAB_TRUST (trusted, known or
+stranger), PEERCOLLAB_ADDRESS, PEERCOLLAB_APP_ID (hex), PEERCOLLAB_APP_NAME,
+PEERCOLLAB_MESSAGE, PEERCOLLAB_DATA_LEN; the application data on its
+standard input. The store is re-read every half second: contacts, trust,
+applications and policy changed in another terminal apply at once.";
 
 /// Peer collaboration invitations: an identity, contacts and applications in
 /// a data directory; listen for invitations, invite, or watch a demo.
@@ -35,7 +65,7 @@ Exit codes:
 struct Cli {
     /// The data directory (default: $PEERCOLLAB_HOME, else
     /// $XDG_DATA_HOME/peercollab, else ~/.local/share/peercollab).
-    #[arg(long, global = true)]
+    #[arg(long, global = true, value_name = "DIR")]
     home: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
@@ -43,22 +73,33 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Four peers on loopback telling every story of an invitation.
+    /// Two peers (and a stranger) on loopback, in temporary data
+    /// directories, telling every story of an invitation.
     Demo,
     /// Creates an identity in the data directory.
     Init {
-        /// Replace an existing identity.
+        /// My display name on my cards.
+        #[arg(long)]
+        name: Option<String>,
+        /// Replace an existing identity (the old one is lost: export it
+        /// first).
         #[arg(long)]
         force: bool,
     },
-    /// Prints my contact card and fingerprint.
+    /// Prints my contact card (on stdout) and its fingerprint (on stderr).
     Card {
-        /// My display name on the card.
-        #[arg(long, default_value = "me")]
-        name: String,
-        /// Addresses to put on the card (where `listen` will be reached).
-        #[arg(long = "address", required = true)]
+        /// My display name on the card (default: the one given to init).
+        #[arg(long)]
+        name: Option<String>,
+        /// Where `listen` will be reached (up to 4; the k-th address
+        /// reaches the k-th endpoint).
+        #[arg(long = "address", value_name = "ADDR")]
         addresses: Vec<SocketAddr>,
+        /// Another card of mine (another device: see `identity import
+        /// --as-endpoint`): its endpoints and addresses are added, so one
+        /// card invites every device.
+        #[arg(long, value_name = "CARD")]
+        merge: Vec<String>,
     },
     /// Manages contacts.
     #[command(subcommand)]
@@ -66,57 +107,71 @@ enum Command {
     /// Manages applications.
     #[command(subcommand)]
     Apps(AppsCommand),
-    /// Sets whom invitations are accepted from.
+    /// Sets whom invitations are accepted from (prints it without an
+    /// argument).
     Policy {
-        /// anyone, trusted (contacts only) or nobody.
+        /// anyone, trusted (trusted contacts only) or nobody.
         #[arg(value_enum)]
-        policy: PolicyName,
+        policy: Option<PolicyName>,
     },
     /// Backs up or restores the identity.
     #[command(subcommand)]
     Identity(IdentityCommand),
-    /// Serves: shows each invitation and asks (or answers by itself).
+    /// Serves: shows each invitation and asks accept / decline / busy (or
+    /// answers by itself); Ctrl-C stops.
+    #[command(after_help = LISTEN_HELP)]
     Listen {
         /// Addresses to listen on.
-        #[arg(long = "bind", default_value = "0.0.0.0:4000")]
+        #[arg(long = "bind", value_name = "ADDR", default_value = "0.0.0.0:4000")]
         bind: Vec<SocketAddr>,
         /// Answer every invitation this way without asking.
         #[arg(long, value_enum)]
         auto: Option<AutoAnswer>,
     },
-    /// Invites a contact (by name) or whoever answers at an address, and
-    /// waits for the answer; the exit code tells the outcome.
+    /// Invites a contact (by name) or whoever answers at an address, shows
+    /// the progress and exits with a code per outcome; Ctrl-C cancels.
+    #[command(after_help = INVITE_HELP)]
     Invite {
-        /// A contact's name, or an address.
+        /// A contact's name, or an address (an endpoint invitation: whoever
+        /// answers there is identified).
         to: String,
-        /// The application: a name or 32 hex digits.
+        /// The application: a registered name, any name (mapped to an id
+        /// as `apps register` does) or 32 hex digits.
         #[arg(long)]
         app: String,
-        /// A message shown to the invitee.
+        /// A message shown to the invitee (up to 255 characters).
         #[arg(long, default_value = "")]
         message: String,
         /// A file whose bytes are the application data (at most 16 KiB).
-        #[arg(long)]
+        #[arg(long, value_name = "FILE")]
         data_file: Option<PathBuf>,
         /// Seconds the invitee has to answer.
-        #[arg(long, default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..=3600))]
+        #[arg(long, value_name = "SECS", default_value_t = 300,
+              value_parser = clap::value_parser!(u64).range(1..=3600))]
         expires: u64,
-        /// Local address to send from.
-        #[arg(long, default_value = "0.0.0.0:0")]
-        bind: SocketAddr,
+        /// Invite the contact at this address instead of its card's: ADDR
+        /// for its endpoints in card order, or ID@ADDR (repeatable: several
+        /// endpoints at once, the first to accept wins).
+        #[arg(long = "endpoint", value_name = "[ID@]ADDR", value_parser = net::parse_endpoint)]
+        endpoints: Vec<EndpointArg>,
+        /// Local addresses to send from (default: an ephemeral port).
+        #[arg(long = "bind", value_name = "ADDR")]
+        bind: Vec<SocketAddr>,
     },
 }
 
 #[derive(Debug, Subcommand)]
 enum ContactsCommand {
-    /// Adds a contact from its card text.
+    /// Adds a contact from its card text, after its fingerprint is
+    /// confirmed.
     Add {
         /// The card, as `peercollab card` prints it.
         card: String,
         /// Trust it (its invitations pass a trusted-only policy).
         #[arg(long)]
         trusted: bool,
-        /// Do not ask to confirm the fingerprint.
+        /// Do not ask to confirm the fingerprint (check it with its owner
+        /// first!).
         #[arg(long)]
         yes: bool,
         /// A local name (default: the card's).
@@ -134,7 +189,7 @@ enum ContactsCommand {
     Trust {
         /// Its name.
         name: String,
-        /// Mark it untrusted instead.
+        /// Mark it untrusted (known) instead.
         #[arg(long)]
         untrusted: bool,
     },
@@ -142,19 +197,21 @@ enum ContactsCommand {
 
 #[derive(Debug, Subcommand)]
 enum AppsCommand {
-    /// Registers an application by name or 32-hex-digit id.
+    /// Registers (or re-registers) an application by name or 32-hex-digit
+    /// id; a name maps to the first 16 bytes of SHA-256("peercollab
+    /// app\0" ‖ name), so peers who register the same name agree.
     Register {
-        /// The name (mapped to an id both peers agree on) or the id.
+        /// The name or the id.
         app: String,
         /// Its display name (default: the name given).
         #[arg(long)]
         name: Option<String>,
-        /// A command run when an invitation to it is accepted, with the
-        /// launch information in PEERCOLLAB_* variables and the data on
-        /// its standard input.
-        #[arg(long)]
+        /// A command the shell runs when an invitation to it is accepted,
+        /// with the launch information in PEERCOLLAB_* variables and the
+        /// data on its standard input (see `listen --help`).
+        #[arg(long, value_name = "COMMAND")]
         run: Option<String>,
-        /// Its own policy, overriding the global one.
+        /// Its own policy, instead of the global one.
         #[arg(long, value_enum)]
         policy: Option<PolicyName>,
     },
@@ -169,10 +226,11 @@ enum AppsCommand {
 
 #[derive(Debug, Subcommand)]
 enum IdentityCommand {
-    /// Writes the identity (secret keys!) to FILE, owner-only.
+    /// Writes the identity (secret keys!) to FILE, owner-only, or to
+    /// standard output.
     Export {
         /// Where to write it.
-        file: PathBuf,
+        file: Option<PathBuf>,
         /// Overwrite FILE.
         #[arg(long)]
         force: bool,
@@ -184,15 +242,11 @@ enum IdentityCommand {
         /// Replace an existing identity.
         #[arg(long)]
         force: bool,
+        /// Import the identity as another device: a fresh static key for
+        /// endpoint N (each device of one identity needs its own).
+        #[arg(long, value_name = "N")]
+        as_endpoint: Option<u32>,
     },
-}
-
-/// How `listen --auto` answers.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-enum AutoAnswer {
-    Accept,
-    Decline,
-    Busy,
 }
 
 /// What a command can fail with; each kind has its exit code.
@@ -212,33 +266,15 @@ pub(crate) enum CliError {
 
 impl CliError {
     fn code(&self) -> u8 {
+        use peercollab_driver::Error as E;
         match self {
-            CliError::Usage(_) => 2,
+            CliError::Usage(_) | CliError::Net(E::Agent(_) | E::Card(_)) => 2,
             CliError::Store(_) => 3,
-            CliError::Net(_) | CliError::Io(_) => 4,
+            CliError::Net(_) => 4,
             CliError::Refused(_) => 5,
+            CliError::Io(_) => 6,
         }
     }
-}
-
-/// The exit code of an invitation's outcome.
-fn outcome_code(outcome: Outcome) -> u8 {
-    match outcome {
-        Outcome::Accepted => 0,
-        Outcome::Declined => 10,
-        Outcome::Busy { .. } => 11,
-        Outcome::Expired => 12,
-        Outcome::Cancelled(_) => 13,
-        Outcome::Unreachable => 14,
-        Outcome::NotRegistered => 15,
-        Outcome::NotAccepted => 16,
-        _ => 17,
-    }
-}
-
-/// A readable name of an application id: the demo's names, else hex.
-pub(crate) fn app_name(id: &AppId) -> String {
-    ["demo chat"].iter().find(|n| app_id(n) == *id).map_or_else(|| hex(&id.0), |n| (*n).to_owned())
 }
 
 fn main() -> ExitCode {
@@ -247,10 +283,13 @@ fn main() -> ExitCode {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("peercollab: cannot start: {e}");
-            return ExitCode::from(4);
+            return ExitCode::from(6);
         }
     };
-    match runtime.block_on(run(cli)) {
+    let result = runtime.block_on(run(cli));
+    // Launched commands and the standard-input thread are not waited for.
+    runtime.shutdown_background();
+    match result {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
             eprintln!("peercollab: {e}");
@@ -260,11 +299,14 @@ fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> Result<u8, CliError> {
+    if let Command::Demo = cli.command {
+        return Ok(if demo::run().await? { 0 } else { 1 });
+    }
     let store = Store::locate(cli.home)?;
     match cli.command {
-        Command::Demo => Ok(if demo::run().await? { 0 } else { 1 }),
-        Command::Init { force } => {
-            let identity = store.init(force, peercollab_driver::os_seed()?)?;
+        Command::Demo => Ok(0),
+        Command::Init { name, force } => {
+            let identity = init(&store, name.as_deref(), force)?;
             println!(
                 "identity {} created in {}",
                 identity.identity().fingerprint(),
@@ -272,67 +314,199 @@ async fn run(cli: Cli) -> Result<u8, CliError> {
             );
             Ok(0)
         }
-        Command::Card { name, addresses } => {
-            let identity = store.identity()?;
-            let card = peercollab_core::card::ContactCard::issue(
-                identity.secret(),
-                &name,
-                core::slice::from_ref(identity.certificate()),
-                &addresses,
-            )
-            .map_err(|e| CliError::Usage(format!("cannot make a card: {e}")))?;
+        Command::Card { name, addresses, merge } => {
+            let card = card(&store, name, &addresses, &merge)?;
             println!("{card}");
             eprintln!("fingerprint {}", card.fingerprint());
             Ok(0)
         }
         Command::Contacts(c) => contacts(&store, c),
         Command::Apps(c) => apps(&store, c),
-        Command::Policy { policy } => {
-            store.update(|b| {
-                b.policy = policy;
-                Ok(())
-            })?;
+        Command::Policy { policy: None } => {
+            println!("{}", store.book()?.policy.word());
             Ok(0)
         }
-        Command::Identity(IdentityCommand::Export { file, force }) => {
-            if file.exists() && !force {
-                return Err(StoreError::Exists(file).into());
-            }
-            let id = store.identity_file()?;
-            store::write_atomic(&file, &serde_json::to_vec_pretty(&id).unwrap_or_default(), true)?;
-            eprintln!("identity written to {} (keep it secret)", file.display());
+        Command::Policy { policy: Some(policy) } => {
+            set_policy(&store, policy)?;
+            println!("policy: {}", policy.word());
             Ok(0)
         }
-        Command::Identity(IdentityCommand::Import { file, force }) => {
-            let bytes = std::fs::read(&file)?;
-            let id: store::IdentityFile = serde_json::from_slice(&bytes)
-                .map_err(|e| StoreError::Damaged { path: file.clone(), detail: e.to_string() })?;
-            store.import_identity(&id, force)?;
-            println!("identity {} imported", store.identity()?.identity().fingerprint());
-            Ok(0)
-        }
-        Command::Listen { bind, auto } => listen(&store, &bind, auto).await,
-        Command::Invite { to, app, message, data_file, expires, bind } => {
-            let data = match data_file {
-                Some(path) => std::fs::read(path)?,
-                None => Vec::new(),
-            };
-            invite(&store, &to, app_id(&app), message, data, expires, bind).await
+        Command::Identity(c) => identity(&store, c),
+        Command::Listen { bind, auto } => net::listen(&store, &bind, auto).await,
+        Command::Invite { to, app, message, data_file, expires, endpoints, bind } => {
+            let args = InviteArgs { to, app, message, data_file, expires, endpoints, bind };
+            net::invite(&store, args).await
         }
     }
+}
+
+/// Names are shown to people: the rules of contact-card names.
+fn check_name(what: &str, name: &str) -> Result<(), CliError> {
+    let bidi = |c: char| matches!(c, '\u{061C}' | '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}');
+    if name.is_empty() || name.len() > 64 || name.chars().any(|c| c.is_control() || bidi(c)) {
+        return Err(CliError::Usage(format!(
+            "{what} {name:?}: a name has 1 to 64 bytes and no control characters"
+        )));
+    }
+    Ok(())
+}
+
+/// `init`.
+pub(crate) fn init(
+    store: &Store,
+    name: Option<&str>,
+    force: bool,
+) -> Result<LocalIdentity, CliError> {
+    if let Some(name) = name {
+        check_name("name", name)?;
+    }
+    Ok(store.init(force, name, peercollab_driver::os_seed()?)?)
+}
+
+/// `card`: my card, with `name` (else the stored one, else `$USER`, else
+/// "me"), `addresses`, and the endpoints and addresses of `merge`.
+pub(crate) fn card(
+    store: &Store,
+    name: Option<String>,
+    addresses: &[SocketAddr],
+    merge: &[String],
+) -> Result<ContactCard, CliError> {
+    let identity = store.identity()?;
+    let name = name
+        .or(store.book()?.name)
+        .or_else(|| std::env::var("USER").ok().filter(|n| check_name("", n).is_ok()))
+        .unwrap_or_else(|| "me".to_owned());
+    check_name("name", &name)?;
+    let mut certificates = vec![*identity.certificate()];
+    let mut addresses = addresses.to_vec();
+    for text in merge {
+        let other = parse_card(text)
+            .map_err(|e| CliError::Usage(format!("--merge: not a contact card: {e}")))?;
+        if *other.identity() != identity.identity() {
+            return Err(CliError::Usage("--merge: that card is another identity's".into()));
+        }
+        for c in other.certificates() {
+            if certificates.iter().all(|mine| mine.endpoint() != c.endpoint()) {
+                certificates.push(*c);
+            }
+        }
+        for a in other.addresses() {
+            if !addresses.contains(a) {
+                addresses.push(*a);
+            }
+        }
+    }
+    ContactCard::issue(identity.secret(), &name, &certificates, &addresses)
+        .map_err(|e| CliError::Usage(format!("cannot make a card: {e}")))
+}
+
+/// Adds a contact whose fingerprint was confirmed; its local name.
+pub(crate) fn add_contact(
+    store: &Store,
+    card: &ContactCard,
+    trusted: bool,
+    name: Option<String>,
+) -> Result<String, CliError> {
+    let name = name.unwrap_or_else(|| card.display_name().to_owned());
+    check_name("contact name", &name)?;
+    if *card.identity() == store.identity()?.identity() {
+        return Err(StoreError::OwnCard.into());
+    }
+    let text = card.to_string();
+    store.update(|b| {
+        if b.contacts.iter().any(|c| c.name == name) {
+            return Err(StoreError::ContactExists(name.clone()));
+        }
+        if let Some(c) = b
+            .contacts
+            .iter()
+            .find(|c| parse_card(&c.card).is_ok_and(|other| other.identity() == card.identity()))
+        {
+            return Err(StoreError::SameIdentity(c.name.clone()));
+        }
+        b.contacts.push(StoredContact { name: name.clone(), card: text, trusted });
+        Ok(())
+    })?;
+    Ok(name)
+}
+
+/// Changes a contact's trust.
+pub(crate) fn trust(store: &Store, name: &str, trusted: bool) -> Result<(), CliError> {
+    store.update(|b| {
+        let c = b
+            .contacts
+            .iter_mut()
+            .find(|c| c.name == name)
+            .ok_or_else(|| StoreError::NoContact(name.to_owned()))?;
+        c.trusted = trusted;
+        Ok(())
+    })?;
+    Ok(())
+}
+
+/// Removes a contact.
+pub(crate) fn remove_contact(store: &Store, name: &str) -> Result<(), CliError> {
+    store.update(|b| {
+        let before = b.contacts.len();
+        b.contacts.retain(|c| c.name != name);
+        if b.contacts.len() == before {
+            Err(StoreError::NoContact(name.to_owned()))
+        } else {
+            Ok(())
+        }
+    })?;
+    Ok(())
+}
+
+/// `policy`.
+pub(crate) fn set_policy(store: &Store, policy: PolicyName) -> Result<(), CliError> {
+    store.update(|b| {
+        b.policy = policy;
+        Ok(())
+    })?;
+    Ok(())
+}
+
+/// `apps register`: the stored registration.
+pub(crate) fn register_app(
+    store: &Store,
+    app: &str,
+    name: Option<String>,
+    run: Option<String>,
+    policy: Option<PolicyName>,
+) -> Result<StoredApp, CliError> {
+    let id = hex(&app_id(app).0);
+    let name = name.unwrap_or_else(|| app.to_owned());
+    check_name("application name", &name)?;
+    if run.as_deref().is_some_and(|r| r.trim().is_empty()) {
+        return Err(CliError::Usage("--run needs a command".into()));
+    }
+    let registration = StoredApp { id: id.clone(), name, policy, run };
+    store.update(|b| {
+        b.apps.retain(|a| a.id != id);
+        b.apps.push(registration.clone());
+        Ok(())
+    })?;
+    Ok(registration)
 }
 
 fn contacts(store: &Store, command: ContactsCommand) -> Result<u8, CliError> {
     match command {
         ContactsCommand::Add { card, trusted, yes, name } => {
-            let parsed = parse_card(&card)
-                .map_err(|e| CliError::Usage(format!("not a contact card: {e}")))?;
-            let name = name.unwrap_or_else(|| parsed.display_name().to_owned());
-            println!("{name}: fingerprint {}", parsed.fingerprint());
+            let parsed = parse_card(&card).map_err(|e| {
+                CliError::Usage(format!(
+                    "not a contact card ({e}): paste the whole peercollab1:… text `peercollab \
+                     card` printed, in quotes"
+                ))
+            })?;
+            let shown = name.as_deref().unwrap_or(parsed.display_name());
+            println!("{shown}: fingerprint {}", parsed.fingerprint());
             if !yes {
                 if !std::io::stdin().is_terminal() {
                     return Err(CliError::Refused(
-                        "check the fingerprint with its owner, then pass --yes (stdin is not a terminal)".into(),
+                        "standard input is not a terminal: check the fingerprint with its owner, \
+                         then run again with --yes"
+                            .into(),
                     ));
                 }
                 print!("Is this the fingerprint its owner sees? [y/N] ");
@@ -340,51 +514,41 @@ fn contacts(store: &Store, command: ContactsCommand) -> Result<u8, CliError> {
                 let mut line = String::new();
                 std::io::stdin().lock().read_line(&mut line)?;
                 if !matches!(line.trim(), "y" | "Y" | "yes") {
-                    return Err(CliError::Refused("fingerprint not confirmed".into()));
+                    return Err(CliError::Refused(
+                        "fingerprint not confirmed; nothing added".into(),
+                    ));
                 }
             }
-            let text = parsed.to_string();
-            store.update(|b| {
-                if b.contacts.iter().any(|c| c.name == name) {
-                    return Err(StoreError::ContactExists(name.clone()));
-                }
-                b.contacts.push(StoredContact { name: name.clone(), card: text, trusted });
-                Ok(())
-            })?;
-            println!("added {name} ({})", if trusted { "trusted" } else { "known" });
+            let name = add_contact(store, &parsed, trusted, name)?;
+            println!("added {name} ({})", if trusted { "trusted" } else { "known, not trusted" });
             Ok(0)
         }
         ContactsCommand::List => {
             for c in store.book()?.contacts {
-                let fp = parse_card(&c.card)
-                    .map(|card| card.fingerprint().to_string())
-                    .unwrap_or_default();
-                println!("{:<20} {fp} {}", c.name, if c.trusted { "trusted" } else { "known" });
+                let (fp, addrs) = match parse_card(&c.card) {
+                    Ok(card) => (
+                        card.fingerprint().to_string(),
+                        card.addresses().iter().map(ToString::to_string).collect::<Vec<_>>(),
+                    ),
+                    Err(e) => (format!("(damaged card: {e})"), Vec::new()),
+                };
+                println!(
+                    "{:<20} {fp}  {:<8} {}",
+                    c.name,
+                    if c.trusted { "trusted" } else { "known" },
+                    addrs.join(" ")
+                );
             }
             Ok(0)
         }
         ContactsCommand::Remove { name } => {
-            store.update(|b| {
-                let before = b.contacts.len();
-                b.contacts.retain(|c| c.name != name);
-                if b.contacts.len() == before {
-                    Err(StoreError::NoContact(name.clone()))
-                } else {
-                    Ok(())
-                }
-            })?;
+            remove_contact(store, &name)?;
+            println!("removed {name}");
             Ok(0)
         }
         ContactsCommand::Trust { name, untrusted } => {
-            store.update(|b| {
-                let c = b
-                    .contacts
-                    .iter_mut()
-                    .find(|c| c.name == name)
-                    .ok_or_else(|| StoreError::NoContact(name.clone()))?;
-                c.trusted = !untrusted;
-                Ok(())
-            })?;
+            trust(store, &name, !untrusted)?;
+            println!("{name} is {}", if untrusted { "known, not trusted" } else { "trusted" });
             Ok(0)
         }
     }
@@ -393,19 +557,19 @@ fn contacts(store: &Store, command: ContactsCommand) -> Result<u8, CliError> {
 fn apps(store: &Store, command: AppsCommand) -> Result<u8, CliError> {
     match command {
         AppsCommand::Register { app, name, run, policy } => {
-            let id = hex(&app_id(&app).0);
-            let name = name.unwrap_or(app);
-            store.update(|b| {
-                b.apps.retain(|a| a.id != id);
-                b.apps.push(StoredApp { id: id.clone(), name: name.clone(), policy, run });
-                Ok(())
-            })?;
-            println!("registered {name} ({id})");
+            let a = register_app(store, &app, name, run, policy)?;
+            println!("registered {} ({})", a.name, a.id);
             Ok(0)
         }
         AppsCommand::List => {
             for a in store.book()?.apps {
-                println!("{} {:<24} policy {:?} run {:?}", a.id, a.name, a.policy, a.run);
+                println!(
+                    "{} {:<24} policy {:<8} {}",
+                    a.id,
+                    a.name,
+                    a.policy.map_or("(global)", PolicyName::word),
+                    a.run.map_or(String::new(), |r| format!("run {r:?}"))
+                );
             }
             Ok(0)
         }
@@ -420,180 +584,48 @@ fn apps(store: &Store, command: AppsCommand) -> Result<u8, CliError> {
                     Ok(())
                 }
             })?;
+            println!("unregistered {app}");
             Ok(0)
         }
     }
 }
 
-/// An endpoint with the store's identity, contacts, applications and
-/// policy; the contacts' ids by name.
-async fn endpoint(
-    store: &Store,
-    bind: &[SocketAddr],
-) -> Result<(Endpoint, peercollab_tokio::Incoming, Vec<(String, ContactId)>), CliError> {
-    let identity = store.identity()?;
-    let book = store.book()?;
-    let (endpoint, incoming) = Endpoint::builder(identity)
-        .config(AgentConfig::with_policy(Policy::from(book.policy)))
-        .bind(bind)
-        .await?;
-    let mut names = Vec::new();
-    for c in &book.contacts {
-        match parse_card(&c.card) {
-            Ok(card) => names.push((c.name.clone(), endpoint.add_contact(&card, c.trust())?)),
-            Err(e) => eprintln!("peercollab: contact {:?} skipped: {e}", c.name),
-        }
-    }
-    for a in &book.apps {
-        let id = app_id(&a.id);
-        endpoint.register_application(id, &a.name, a.policy.map(Policy::from))?;
-    }
-    Ok((endpoint, incoming, names))
-}
-
-async fn listen(
-    store: &Store,
-    bind: &[SocketAddr],
-    auto: Option<AutoAnswer>,
-) -> Result<u8, CliError> {
-    let (endpoint, mut incoming, _) = endpoint(store, bind).await?;
-    println!("listening on {:?} as {}", endpoint.local_addrs(), endpoint.identity().fingerprint());
-    let mut stdin = tokio::io::BufReader::new(tokio::io::stdin());
-    loop {
-        let next = tokio::select! {
-            next = incoming.next() => next,
-            _ = tokio::signal::ctrl_c() => None,
-        };
-        let Some(mut invitation) = next else { break };
-        let info = invitation.info().clone();
-        let who = info
-            .contact
-            .as_ref()
-            .map_or("a stranger".to_owned(), |c| format!("{} ({:?})", c.1, c.2));
-        let now = endpoint.with_agent(|_, now| now);
-        println!(
-            "invitation from {who} [{}] to {} — {:?}; {} s to answer",
-            info.identity().fingerprint(),
-            app_name(&info.app_id),
-            info.message,
-            info.expires_in(now).as_millis() / 1000
-        );
-        let answer = match auto {
-            Some(a) => a,
-            None => {
-                print!("accept, decline or busy? [a/d/b] ");
-                std::io::stdout().flush()?;
-                let mut line = String::new();
-                use tokio::io::AsyncBufReadExt;
-                stdin.read_line(&mut line).await?;
-                match line.trim() {
-                    "a" | "accept" => AutoAnswer::Accept,
-                    "b" | "busy" => AutoAnswer::Busy,
-                    _ => AutoAnswer::Decline,
+fn identity(store: &Store, command: IdentityCommand) -> Result<u8, CliError> {
+    match command {
+        IdentityCommand::Export { file, force } => {
+            let id = store.identity_file()?;
+            let json = store::to_json(&id);
+            match file {
+                Some(file) => {
+                    if file.exists() && !force {
+                        return Err(StoreError::Exists(file).into());
+                    }
+                    store::write_atomic(&file, &json, true)?;
+                    eprintln!("identity written to {} (secret keys: keep it safe)", file.display());
+                }
+                None => {
+                    std::io::stdout().write_all(&json)?;
+                    eprintln!("(secret keys: keep them safe)");
                 }
             }
-        };
-        let result = match answer {
-            AutoAnswer::Accept => invitation.accept(),
-            AutoAnswer::Decline => invitation.decline("declined"),
-            AutoAnswer::Busy => invitation.busy(Duration::from_secs(60)),
-        };
-        if let Err(e) = result {
-            println!("  could not answer: {e}");
-            continue;
+            Ok(0)
         }
-        let run = store
-            .book()?
-            .apps
-            .into_iter()
-            .find(|a| app_id(&a.id) == info.app_id)
-            .and_then(|a| a.run);
-        tokio::spawn(finish(invitation, run));
+        IdentityCommand::Import { file, force, as_endpoint } => {
+            let bytes = std::fs::read(&file)
+                .map_err(|source| StoreError::Io { path: file.clone(), source })?;
+            let mut id: store::IdentityFile = serde_json::from_slice(&bytes)
+                .map_err(|e| StoreError::Damaged { path: file.clone(), detail: e.to_string() })?;
+            if let Some(endpoint) = as_endpoint {
+                id = id.another_endpoint(endpoint, peercollab_driver::os_seed()?);
+            }
+            store.import_identity(&id, force)?;
+            let identity = store.identity()?;
+            println!(
+                "identity {} imported (endpoint {})",
+                identity.identity().fingerprint(),
+                identity.certificate().endpoint().0
+            );
+            Ok(0)
+        }
     }
-    let report = endpoint.shutdown(std::time::Duration::from_secs(5)).await;
-    println!("stopped: {report:?}");
-    Ok(0)
-}
-
-/// Waits for an answered invitation's end; an accepted one launches the
-/// application's command with the launch information.
-async fn finish(mut invitation: IncomingInvitation, run: Option<String>) {
-    let outcome = invitation.ended().await;
-    println!("  ended {outcome:?}");
-    let (Ok(Outcome::Accepted), Some(command)) = (outcome, run) else { return };
-    let Ok(launch) = invitation.launch_info() else { return };
-    let child = tokio::process::Command::new("sh")
-        .arg("-c")
-        .arg(&command)
-        .env("PEERCOLLAB_INVITER", launch.identity().fingerprint().to_string())
-        .env("PEERCOLLAB_CONTACT", launch.contact.as_ref().map_or(String::new(), |c| c.1.clone()))
-        .env("PEERCOLLAB_APP_ID", hex(&launch.app_id.0))
-        .env("PEERCOLLAB_MESSAGE", &launch.message)
-        .stdin(std::process::Stdio::piped())
-        .spawn();
-    match child {
-        Ok(mut child) => {
-            if let Some(mut stdin) = child.stdin.take() {
-                use tokio::io::AsyncWriteExt;
-                let _ = stdin.write_all(&launch.data).await;
-            }
-            let status = child.wait().await;
-            println!("  launched {command:?}: {status:?}");
-        }
-        Err(e) => println!("  cannot launch {command:?}: {e}"),
-    }
-}
-
-async fn invite(
-    store: &Store,
-    to: &str,
-    app: AppId,
-    message: String,
-    data: Vec<u8>,
-    expires: u64,
-    bind: SocketAddr,
-) -> Result<u8, CliError> {
-    let (endpoint, _incoming, names) = endpoint(store, &[bind]).await?;
-    let request = Request::new(app).message(message).data(data);
-    let options = InviteOptions::default().expires_in(Duration::from_secs(expires));
-    let mut invitation = match (names.iter().find(|(n, _)| n == to), to.parse::<SocketAddr>()) {
-        (Some((_, contact)), _) => {
-            println!("connecting to {to}…");
-            endpoint.start_invite_contact(*contact, &[], &request, options)?
-        }
-        (None, Ok(address)) => {
-            println!("connecting to {address}…");
-            endpoint.start_invite_endpoint(address, &request, options)?
-        }
-        (None, Err(_)) => return Err(StoreError::NoContact(to.into()).into()),
-    };
-    let started: Instant = endpoint.with_agent(|_, now| now);
-    let mut tick = tokio::time::interval(std::time::Duration::from_secs(5));
-    let answer = loop {
-        tokio::select! {
-            status = invitation.changed() => match status? {
-                Status::Pending { ringing: true } => println!("ringing…"),
-                Status::Answered(answer) => break answer,
-                _ => {}
-            },
-            _ = tick.tick() => {
-                let now: Instant = endpoint.with_agent(|_, now| now);
-                let left = expires.saturating_sub(now.saturating_duration_since(started).as_millis() / 1000);
-                if matches!(invitation.status(), Status::Pending { ringing: true }) {
-                    println!("  {left} s left");
-                }
-            }
-            _ = tokio::signal::ctrl_c() => {
-                println!("cancelling…");
-                let _ = invitation.cancel();
-            }
-        }
-    };
-    let by = answer.identity().map_or("nobody".into(), |i| i.fingerprint().to_string());
-    println!(
-        "{:?} (answered by {by}){}",
-        answer.outcome,
-        if answer.reason.is_empty() { String::new() } else { format!(": {}", answer.reason) }
-    );
-    Ok(outcome_code(answer.outcome))
 }
