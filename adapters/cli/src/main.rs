@@ -7,6 +7,24 @@
 //! peers on loopback (`demo.rs`).
 #![forbid(unsafe_code)]
 
+/// `println!` that ignores a closed standard output (`peercollab contacts
+/// list | head -1`, a listener whose terminal went away) instead of
+/// panicking; it shadows the standard one in every module below.
+macro_rules! println {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
+/// `print!` likewise.
+macro_rules! print {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = write!(std::io::stdout(), $($arg)*);
+    }};
+}
+
 mod demo;
 mod net;
 mod store;

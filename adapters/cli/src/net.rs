@@ -678,19 +678,19 @@ pub(crate) async fn invite(store: &Store, args: InviteArgs) -> Result<u8, CliErr
                     "{name}'s card names no address: give one with --endpoint ADDRESS"
                 )));
             }
-            println!("connecting to {name} at {}…", at.join(", "));
             let invitation = live
                 .endpoint
                 .start_invite_contact(contact, &targets, &request, options)
                 .map_err(no_route)?;
+            println!("connecting to {name} at {}…", at.join(", "));
             (invitation, name.clone())
         }
         To::Address(address) => {
-            println!("connecting to whoever answers at {address}…");
             let invitation = live
                 .endpoint
                 .start_invite_endpoint(*address, &request, options)
                 .map_err(no_route)?;
+            println!("connecting to whoever answers at {address}…");
             (invitation, address.to_string())
         }
     };
@@ -755,9 +755,7 @@ pub(crate) async fn invite(store: &Store, args: InviteArgs) -> Result<u8, CliErr
 /// network failure.
 fn no_route(e: peercollab_tokio::Error) -> CliError {
     match e {
-        peercollab_tokio::Error::Io(io) => {
-            CliError::Usage(format!("{io} (bind an address of its family with --bind)"))
-        }
+        peercollab_tokio::Error::Io(io) => CliError::Usage(format!("{io} (see --bind)")),
         other => other.into(),
     }
 }

@@ -63,7 +63,7 @@ pub(crate) enum StoreError {
     IdentityExists(PathBuf),
     #[error("{path}: {source}")]
     Io { path: PathBuf, source: std::io::Error },
-    #[error("{path} is damaged: {detail}")]
+    #[error("{path} is damaged ({detail}): nothing was changed; repair it or move it away")]
     Damaged { path: PathBuf, detail: String },
     #[error("no contact named {0:?}")]
     NoContact(String),

@@ -420,6 +420,19 @@ fn a_running_listener_follows_the_store_another_command_changes() {
     listener.wait_for("application chess unregistered");
     let (code, text) = invite_code(&i, "listener", &["--endpoint", &listener.address]);
     assert_eq!(code, Some(15), "NotRegistered: {text}");
+    l.ok(&["apps", "register", "chess"]);
+    l.ok(&["policy", "trusted"]);
+    l.ok(&["contacts", "trust", "inviter", "--untrusted"]);
+    listener.wait_for("contact inviter now known, not trusted");
+    let (code, text) = invite_code(&i, "listener", &["--endpoint", &listener.address]);
+    assert_eq!(code, Some(16), "an untrusted contact under a trusted-only policy: {text}");
+    l.ok(&["contacts", "trust", "inviter"]);
+    listener.wait_for("contact inviter now trusted");
+    let (code, text) = invite_code(&i, "listener", &["--endpoint", &listener.address]);
+    assert_eq!(code, Some(0), "trusted again: {text}");
+    // A damaged store is reported once; the listener keeps serving.
+    std::fs::write(l.path().join("store.json"), b"{").unwrap();
+    listener.wait_for("store not re-read");
 }
 
 #[cfg(unix)]
