@@ -136,6 +136,8 @@ async fn watch_end(
             }
         }
     }
+    // Released (its body buffer back in the pool) before the demo hears of it.
+    drop(invitation);
     let _ = tx.send(Seen::Ended { device, outcome });
 }
 

@@ -449,3 +449,29 @@ fn ctrl_c_cancels_a_ringing_invitation() {
     assert_eq!(wait(&mut inviting, Duration::from_secs(20)), Some(13), "Cancelled");
     listener.wait_for("it ended before an answer: Cancelled");
 }
+
+#[test]
+fn concurrent_commands_never_lose_each_others_writes() {
+    let h = Home::new("concurrent");
+    h.ok(&["init"]);
+    let children: Vec<Child> = (0..8)
+        .map(|k| {
+            bin()
+                .arg("--home")
+                .arg(h.path())
+                .args(["apps", "register", &format!("app-{k}")])
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for mut c in children {
+        assert_eq!(wait(&mut c, Duration::from_secs(20)), Some(0));
+    }
+    let list = h.ok(&["apps", "list"]);
+    for k in 0..8 {
+        assert!(list.contains(&format!("app-{k}")), "app-{k} lost:\n{list}");
+    }
+    assert_eq!(temporaries(h.path()), 0);
+}
