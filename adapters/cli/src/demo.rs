@@ -129,9 +129,11 @@ async fn watch_end(
             && let Some(command) = &app.run
         {
             match invitation.launch_info() {
-                Ok(launch) => {
-                    report_launch(&app.name, run_command(command, &app.name, &launch).await)
-                }
+                Ok(launch) => report_launch(
+                    &format!("    {device}: "),
+                    &app.name,
+                    run_command(command, &app.name, &launch).await,
+                ),
                 Err(e) => println!("    {device}: no launch information: {e}"),
             }
         }

@@ -456,7 +456,7 @@ async fn answer_one(
         {
             match invitation.launch_info() {
                 Ok(launch) => {
-                    report_launch(command, run_command(command, &app.name, &launch).await)
+                    report_launch("  ", command, run_command(command, &app.name, &launch).await)
                 }
                 Err(e) => println!("  no launch information: {e}"),
             }
@@ -466,10 +466,14 @@ async fn answer_one(
 }
 
 /// Prints how a launched command ended.
-pub(crate) fn report_launch(command: &str, status: std::io::Result<std::process::ExitStatus>) {
+pub(crate) fn report_launch(
+    prefix: &str,
+    command: &str,
+    status: std::io::Result<std::process::ExitStatus>,
+) {
     match status {
-        Ok(status) => println!("  launched {command:?}: {status}"),
-        Err(e) => println!("  could not launch {command:?}: {e}"),
+        Ok(status) => println!("{prefix}launched {command:?}: {status}"),
+        Err(e) => println!("{prefix}could not launch {command:?}: {e}"),
     }
 }
 
