@@ -655,7 +655,9 @@ pub(crate) async fn invite(store: &Store, args: InviteArgs) -> Result<u8, CliErr
         )));
     }
     let bind = if args.bind.is_empty() { default_binds(&to, &book) } else { args.bind.clone() };
-    let (live, _incoming) = Live::bind(store, &bind).await?;
+    // Not listening: invitations arriving meanwhile are answered Busy by
+    // the adapter (nobody takes them), not left to ring.
+    let (live, _) = Live::bind(store, &bind).await?;
     let request = Request::new(app).message(args.message).data(data);
     let options = InviteOptions::default().expires_in(Duration::from_secs(args.expires));
     let (mut invitation, whom) = match &to {
