@@ -1,6 +1,7 @@
 //! Two peers on loopback, one tokio current-thread runtime: Bob registers
 //! an application and accepts what arrives; Alice, Bob's contact, invites
-//! him and waits for the answer; Bob reads the launch information.
+//! him and waits for the answer; Bob reads the launch information; both
+//! shut down gracefully.
 //!
 //! ```text
 //! cargo run -p peercollab-tokio --example tokio_two_peers
@@ -45,5 +46,9 @@ async fn main() -> Result<(), Error> {
         answer.identity().map_or("nobody".into(), |i| i.fingerprint().to_string())
     );
     serving.await.map_err(|e| Error::Io(std::io::Error::other(e)))??;
+    for (name, endpoint) in [("alice", alice), ("bob", bob)] {
+        let report = endpoint.shutdown(std::time::Duration::from_secs(1)).await;
+        println!("{name}: shut down, {report:?}");
+    }
     Ok(())
 }

@@ -124,7 +124,8 @@
 //!
 //! 1. the policy becomes Nobody (no new invitation is admitted), the
 //!    [`Incoming`] stream ends once the invitations already queued are
-//!    read, and starting an invitation fails with [`Error::Closed`];
+//!    read (step 3 declined those: answering them fails), and starting an
+//!    invitation fails with [`Error::Closed`];
 //! 2. **outgoing invitations without an outcome** are cancelled: their
 //!    waiting calls and handles resolve to Cancelled at once, and their
 //!    invitees are told (the Cancel is retransmitted until confirmed);
