@@ -125,3 +125,24 @@ async fn an_unregistered_application_and_the_policy_refuse_before_presenting() {
     assert_eq!(within("the answer", answer).await.unwrap().outcome, Outcome::NotAccepted);
     assert!(tokio::time::timeout(BOUND / 20, p.bob_in.next()).await.is_err(), "never presented");
 }
+
+#[tokio::test]
+async fn the_stream_can_be_polled_by_hand_and_everything_crosses_threads() {
+    fn send_sync<T: Send + Sync>() {}
+    send_sync::<peercollab_tokio::Endpoint>();
+    send_sync::<peercollab_tokio::Incoming>();
+    send_sync::<peercollab_tokio::Invitation>();
+    send_sync::<peercollab_tokio::IncomingInvitation>();
+    let mut p = pair(None).await;
+    let mut invitation = p
+        .alice
+        .start_invite_contact(p.bob_contact, &[], &request(), InviteOptions::default())
+        .unwrap();
+    let incoming = within("an invitation", std::future::poll_fn(|cx| p.bob_in.poll_next(cx))).await;
+    let mut incoming = incoming.expect("the stream is open");
+    incoming.decline("").unwrap();
+    assert_eq!(
+        within("the answer", invitation.outcome()).await.unwrap().outcome,
+        Outcome::Declined
+    );
+}
