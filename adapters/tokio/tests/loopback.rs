@@ -3,53 +3,21 @@
 //! sockets carry the datagrams; every wait is bounded so a bug fails
 //! instead of hanging.
 
-use std::net::SocketAddr;
-use std::sync::Arc;
+mod common;
+
 use std::time::Duration as StdDuration;
 
+use common::{APP, BOUND, endpoint, next, request, run_clock, v4 as loopback};
 use peercollab_tokio::{
-    AppId, CancelReason, Clock, ContactId, Duration, Endpoint, EndpointId, Error, Incoming,
-    IncomingInvitation, InviteOptions, ManualClock, Outcome, Request, SHUTDOWN_REASON, Status,
-    Trust, generate_identity,
+    CancelReason, ContactId, Duration, Endpoint, EndpointId, Error, Incoming, InviteOptions,
+    ManualClock, Outcome, SHUTDOWN_REASON, Status, generate_identity,
 };
-
-const APP: AppId = AppId(*b"tokio-loopback-1");
-const BOUND: StdDuration = StdDuration::from_secs(10);
-
-fn loopback() -> SocketAddr {
-    "127.0.0.1:0".parse().unwrap()
-}
-
-async fn endpoint(clock: Option<&ManualClock>) -> (Endpoint, Incoming) {
-    let mut b = Endpoint::builder(generate_identity(EndpointId(1)).unwrap());
-    if let Some(c) = clock {
-        b = b.clock(Arc::new(c.clone()) as Arc<dyn Clock>);
-    }
-    b.bind(&[loopback()]).await.unwrap()
-}
 
 /// Alice and Bob, each the other's trusted contact; Bob has APP.
 /// Returns Bob as Alice's contact.
 async fn pair(clock: Option<&ManualClock>) -> (Endpoint, Endpoint, Incoming, ContactId) {
-    let (alice, _alice_in) = endpoint(clock).await;
-    let (bob, bob_in) = endpoint(clock).await;
-    let bob_card = bob.my_card("bob", &[]).unwrap();
-    let alice_card = alice.my_card("alice", &[]).unwrap();
-    let contact = alice.add_contact(&bob_card, Trust::Trusted).unwrap();
-    bob.add_contact(&alice_card, Trust::Trusted).unwrap();
-    bob.register_application(APP, "test", None).unwrap();
-    (alice, bob, bob_in, contact)
-}
-
-async fn next(incoming: &mut Incoming) -> IncomingInvitation {
-    tokio::time::timeout(BOUND, incoming.next())
-        .await
-        .expect("an invitation in time")
-        .expect("open")
-}
-
-fn request() -> Request {
-    Request::new(APP).message("join me").data(&b"port=4000"[..])
+    let p = common::pair(clock).await;
+    (p.alice, p.bob, p.bob_in, p.bob_contact)
 }
 
 #[tokio::test]
@@ -152,22 +120,6 @@ async fn dropping_a_waiting_call_cancels_its_invitation() {
     };
     let ended = tokio::time::timeout(BOUND, incoming.ended()).await.unwrap().unwrap();
     assert_eq!(ended, Outcome::Cancelled(CancelReason::ByUser));
-}
-
-/// Moves a shared manual clock in steps, letting the sockets carry what
-/// each step sends, until `done` or `limit` of virtual time.
-async fn run_clock(
-    clock: &ManualClock,
-    step: Duration,
-    limit: Duration,
-    mut done: impl FnMut() -> bool,
-) {
-    let mut passed = Duration::ZERO;
-    while !done() && passed < limit {
-        clock.advance(step);
-        passed = passed.saturating_add(step);
-        tokio::time::sleep(StdDuration::from_millis(5)).await;
-    }
 }
 
 #[tokio::test]
