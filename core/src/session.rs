@@ -54,7 +54,7 @@ use zeroize::Zeroize;
 use crate::identity::{CERT_LEN, CertHash, Certificate, IdentityError, IdentityKey, LocalIdentity};
 use crate::mac::{MacKey, XX_MAC1_KEY_MATERIAL};
 use crate::noise::{
-    self, DH_LEN, HandshakePattern, HandshakeState, Role, StaticDhCache, TransportState,
+    self, DH_LEN, HandshakePattern, HandshakeState, Role, StaticDhCache, TransportState, Work,
 };
 use crate::replay::ReplayWindow;
 use crate::util::ct_eq;
@@ -467,6 +467,38 @@ pub struct Incoming {
     trigger_len: usize,
     /// IK: the hash of our certificate the initiator pinned, if it said.
     pinned_by_initiator: Option<[u8; 32]>,
+    /// What reading the initiation cost, for [`Incoming::refuse`].
+    work: Work,
+}
+
+/// The work every silent refusal of an IK initiation costs once its mac1
+/// held, whichever check refused it: the most any refusal can cost (`es`
+/// and `ss`, the static key and the payload opened, a certificate's
+/// signature checked). A refusal that stopped earlier, or used a
+/// precomputed `ss`, makes up the rest with work thrown away, so that the
+/// holder of a responder's card cannot tell by its work (its time) whom it
+/// pins, trusts, revoked or refuses (`spec/agent.md` §4.1). XX message 1
+/// needs no such padding: it costs nothing before it is answered.
+pub const IK_REFUSAL_WORK: Work = Work { dh: 2, aead_open: 2, verify: 1 };
+
+/// Makes up the work `done` lacks to reach [`IK_REFUSAL_WORK`]: X25519 of
+/// the static key and the base point (the result is our public key), AEAD
+/// decryptions under a key nobody uses, a check of our own certificate.
+fn pad_refusal(local: &LocalIdentity, done: Work) {
+    const BASE_POINT: [u8; DH_LEN] = {
+        let mut u = [0u8; DH_LEN];
+        u[0] = 9;
+        u
+    };
+    for _ in done.dh..IK_REFUSAL_WORK.dh {
+        let _ = core::hint::black_box(noise::dh(local.static_keys(), &BASE_POINT));
+    }
+    for _ in done.aead_open..IK_REFUSAL_WORK.aead_open {
+        noise::open_discarded();
+    }
+    for _ in done.verify..IK_REFUSAL_WORK.verify {
+        let _ = core::hint::black_box(Certificate::parse(local.certificate_bytes()));
+    }
 }
 
 fn write_statement(local: &LocalIdentity, form: StatementForm, w: &mut tlv::Writer<'_>) {
@@ -485,6 +517,7 @@ fn verify_statement(
     pinned: Option<(Certificate, CertHash)>,
     expect: &Expect,
     admit: impl FnOnce(&IdentityKey) -> bool,
+    work: &mut Work,
 ) -> Result<Result<Certificate, Failure>, Dropped> {
     let mut statement = None;
     for field in tlv::fields(payload) {
@@ -512,7 +545,13 @@ fn verify_statement(
                     Some(Ok(id)) if !admit(&id) => return Err(Dropped::NotAdmitted),
                     _ => {}
                 }
-                Certificate::parse(value).map_err(Dropped::BadCertificate)?
+                let parsed = Certificate::parse(value);
+                // `parse` checks the signature last: it was checked exactly
+                // when it held or was refused.
+                if matches!(parsed, Ok(_) | Err(IdentityError::BadSignature)) {
+                    work.verify = work.verify.saturating_add(1);
+                }
+                parsed.map_err(Dropped::BadCertificate)?
             }
         }
     } else {
@@ -831,7 +870,14 @@ impl Session {
             Expect::Pinned { cert, hash } => Some((cert, hash)),
             _ => None,
         };
-        let cert = match verify_statement(&plain[..n], &remote_static, pinned, &expect, |_| true)? {
+        let cert = match verify_statement(
+            &plain[..n],
+            &remote_static,
+            pinned,
+            &expect,
+            |_| true,
+            &mut Work::default(),
+        )? {
             Ok(cert) => cert,
             Err(failure) => {
                 self.fail(failure);
@@ -913,14 +959,20 @@ impl Session {
         let mut plain = [0u8; MAX_DATAGRAM];
         let n = next.read_message(f.noise, &mut plain)?;
         let remote_static = *next.remote_static().ok_or(Dropped::Unexpected)?;
-        let cert =
-            match verify_statement(&plain[..n], &remote_static, None, &Expect::Anyone, |_| true)? {
-                Ok(cert) => cert,
-                Err(failure) => {
-                    self.fail(failure);
-                    return Ok(Received::Handshake);
-                }
-            };
+        let cert = match verify_statement(
+            &plain[..n],
+            &remote_static,
+            None,
+            &Expect::Anyone,
+            |_| true,
+            &mut Work::default(),
+        )? {
+            Ok(cert) => cert,
+            Err(failure) => {
+                self.fail(failure);
+                return Ok(Received::Handshake);
+            }
+        };
         let transport = next.into_transport()?;
         self.peer = Some(cert);
         self.final_digest = Some(digest);
@@ -1273,6 +1325,22 @@ impl Incoming {
         f: &Initiation<'_>,
         admit: impl FnOnce(&IdentityKey) -> bool,
     ) -> Result<Incoming, Dropped> {
+        let mut work = Work::default();
+        let read = Self::read_counted(local, directory, datagram, f, admit, &mut work);
+        if read.is_err() && f.mode == Mode::Ik {
+            pad_refusal(local, work);
+        }
+        read
+    }
+
+    fn read_counted(
+        local: &LocalIdentity,
+        directory: &(impl PeerDirectory + ?Sized),
+        datagram: &[u8],
+        f: &Initiation<'_>,
+        admit: impl FnOnce(&IdentityKey) -> bool,
+        work: &mut Work,
+    ) -> Result<Incoming, Dropped> {
         let len = datagram.len();
         let mut hs = HandshakeState::new(
             pattern(f.mode),
@@ -1284,7 +1352,7 @@ impl Incoming {
         )
         .map_err(|_| Dropped::Unexpected)?;
         let mut plain = [0u8; MAX_DATAGRAM];
-        let n = hs.read_message_with(f.noise, &mut plain, &DirectoryDh(directory))?;
+        let n = hs.read_message_counted(f.noise, &mut plain, &DirectoryDh(directory), work)?;
         let initiation_ephemeral = *hs.remote_ephemeral().ok_or(Dropped::Unexpected)?;
         let mut pinned_by_initiator = None;
         let peer = match f.mode {
@@ -1295,7 +1363,7 @@ impl Incoming {
                     .and_then(|(_, v)| <[u8; 32]>::try_from(v).ok());
                 let rs = *hs.remote_static().ok_or(Dropped::Unexpected)?;
                 let pinned = directory.by_static_key(&rs).map(|p| (p.cert, p.cert_hash));
-                match verify_statement(&plain[..n], &rs, pinned, &Expect::Anyone, admit)? {
+                match verify_statement(&plain[..n], &rs, pinned, &Expect::Anyone, admit, work)? {
                     Ok(cert) => Some(cert),
                     Err(_) => return Err(Dropped::BadPayload),
                 }
@@ -1316,7 +1384,18 @@ impl Incoming {
             initiation_ephemeral,
             trigger_len: len,
             pinned_by_initiator,
+            work: *work,
         })
+    }
+
+    /// Drops the initiation without a word, after the same work as every
+    /// other silent refusal of its kind ([`IK_REFUSAL_WORK`]): a caller
+    /// that turns an initiation away after reading it (its policy, a
+    /// revoked certificate) calls this rather than letting it go.
+    pub fn refuse(self, local: &LocalIdentity) {
+        if self.mode == Mode::Ik {
+            pad_refusal(local, self.work);
+        }
     }
 
     /// The handshake pattern.
@@ -1368,6 +1447,7 @@ impl Incoming {
             initiation_ephemeral,
             trigger_len,
             pinned_by_initiator,
+            work,
         } = self;
         let mut payload = [0u8; MAX_HANDSHAKE_PAYLOAD];
         let mut w = tlv::Writer::new(&mut payload);
@@ -1381,6 +1461,14 @@ impl Incoming {
         };
         write_statement(local, form, &mut w);
         let plen = w.len();
+        // Refused before any Diffie-Hellman of the answer, as silently and
+        // at the same cost as every other refusal.
+        if wire::RESPONSE_OVERHEAD + hs.next_message_len(plen) > trigger_len {
+            if mode == Mode::Ik {
+                pad_refusal(local, work);
+            }
+            return Err(SessionError::ResponseLargerThanTrigger);
+        }
         let mut noise_buf = [0u8; MAX_HANDSHAKE_FRAME];
         let n = hs.write_message(&payload[..plen], &mut noise_buf, rng)?;
         let frame = Frame::Response(Response {
@@ -1390,9 +1478,7 @@ impl Incoming {
             noise: &noise_buf[..n],
             mac1: [0; MAC_LEN],
         });
-        if frame.buffer_len() > trigger_len {
-            return Err(SessionError::ResponseLargerThanTrigger);
-        }
+        debug_assert!(frame.buffer_len() <= trigger_len, "next_message_len is exact");
         let state = match mode {
             Mode::Ik => {
                 let transport = hs.into_transport()?;

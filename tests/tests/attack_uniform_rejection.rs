@@ -13,13 +13,13 @@ static LOCK: Mutex<()> = Mutex::new(());
 
 use peercollab_core::agent::{Agent, AgentConfig, Dropped, Policy, Trust};
 use peercollab_core::card::ContactCard;
-use peercollab_core::identity::{EndpointId, LocalIdentity};
-use peercollab_core::noise::KeyPair;
+use peercollab_core::identity::{EndpointId, IdentityError, LocalIdentity};
+use peercollab_core::noise::{KeyPair, dh};
 use peercollab_core::ops::{self, OpCounts};
 use peercollab_core::session;
-use peercollab_core::wire::MAX_DATAGRAM;
+use peercollab_core::wire::{FrameType, MAX_DATAGRAM};
 use peercollab_core::{HashDrbg, Instant};
-use peercollab_tests::mitm::forge;
+use peercollab_tests::mitm::{cleartext_header_len, flip_bit, forge};
 
 type B = Agent<8, 4, 16, 1, 16>;
 
@@ -101,13 +101,41 @@ fn silent_failures() -> Vec<(&'static str, OpCounts)> {
             9,
         )
     };
-    let cases: Vec<(&str, Vec<u8>)> = vec![
-        ("stranger", initiation(&w, &w.stranger, 11)),
-        ("revoked contact", initiation(&w, &w.revoked, 12)),
-        ("removed contact", initiation(&w, &w.removed, 13)),
-        ("contact, altered payload", tampered),
-        ("claims a pinned key", claim(w.trusted.static_keys().public(), 14)),
-        ("claims an unknown key", claim(local(8).static_keys().public(), 15)),
+    let header = cleartext_header_len(FrameType::Initiation);
+    let remac = |d: Vec<u8>| forge::remac_initiation(&d, w.me.static_keys().public());
+    let garbled_static = remac(flip_bit(&initiation(&w, &w.trusted, 16), (header + 40) * 8));
+    let mut low_order = initiation(&w, &w.trusted, 17);
+    low_order[header..header + 32].fill(0);
+    let low_order = remac(low_order);
+    // The stranger's own key and a true `ss`, but a certificate naming the
+    // trusted contact's identity over the stranger's key: admitted to the
+    // signature check, which fails.
+    let mut usurped = w.trusted.certificate().encode();
+    usurped[33..65].copy_from_slice(w.stranger.static_keys().public());
+    let usurper = forge::ik_initiation(
+        w.me.static_keys().public(),
+        &KeyPair::generate(&mut HashDrbg::from_u64(18)),
+        w.stranger.static_keys().public(),
+        &dh(w.stranger.static_keys(), w.me.static_keys().public()).unwrap(),
+        &usurped,
+        &w.me.certificate_hash().0,
+        19,
+    );
+    let decrypt = Dropped::Session(session::Dropped::Decrypt);
+    let cases: Vec<(&str, Vec<u8>, Dropped)> = vec![
+        ("stranger", initiation(&w, &w.stranger, 11), Dropped::NotAdmitted),
+        ("garbled static key", garbled_static, decrypt),
+        ("low-order ephemeral key", low_order, decrypt),
+        (
+            "a contact's identity over another key",
+            usurper,
+            Dropped::Session(session::Dropped::BadCertificate(IdentityError::BadSignature)),
+        ),
+        ("revoked contact", initiation(&w, &w.revoked, 12), Dropped::Revoked),
+        ("removed contact", initiation(&w, &w.removed, 13), Dropped::NotAdmitted),
+        ("contact, altered payload", tampered, decrypt),
+        ("claims a pinned key", claim(w.trusted.static_keys().public(), 14), decrypt),
+        ("claims an unknown key", claim(local(8).static_keys().public(), 15), decrypt),
     ];
     let follow_up = initiation(&w, &w.trusted, 20);
     let now = Instant::from_millis(1000);
@@ -119,13 +147,12 @@ fn silent_failures() -> Vec<(&'static str, OpCounts)> {
         buf[..n].to_vec()
     };
     let mut costs = Vec::new();
-    for (name, datagram) in cases {
+    for (name, datagram, refusal) in cases {
         let mut b = b(&w);
         let before = ops::snapshot();
         let r = b.handle_datagram(now, from(), &datagram);
         let cost = ops::snapshot().since(before);
-        assert!(r.is_err(), "{name}: dropped");
-        assert_ne!(r, Err(Dropped::Session(session::Dropped::BadMac)), "{name}: got past mac1");
+        assert_eq!(r, Err(refusal), "{name}: dropped by the check it is aimed at");
         assert!(b.poll_transmit(now, &mut buf).is_none(), "{name}: no output");
         assert!(b.poll_event().is_none(), "{name}: no event");
         assert_eq!(b.invitations_in_use(), 0, "{name}: no state");
@@ -146,32 +173,35 @@ fn silent_failures() -> Vec<(&'static str, OpCounts)> {
 fn uniform_rejection_every_silent_pre_authentication_failure_shows_and_changes_nothing() {
     let _guard = LOCK.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     let costs = silent_failures();
-    assert_eq!(costs.len(), 6);
+    assert_eq!(costs.len(), 9);
 }
 
-/// …and costs the same work. Today it does not: a contact whose endpoint
-/// was revoked costs a signature check that a stranger does not (its
-/// certificate is no longer pinned, and a contact's identity is admitted
-/// to the signature check), and a static key B pinned costs one
-/// Diffie-Hellman fewer than one it does not know (`ss` is precomputed
-/// for pinned keys) — so anyone holding B's card and the public card of a
-/// suspected contact can tell, by counting B's work (its time), whether B
-/// holds that contact, without ever being answered.
+/// …and costs the same work, `IK_REFUSAL_WORK` (2 X25519, 2 AEAD
+/// decryptions, 1 signature check), whichever check refused it. Without
+/// the padding a contact whose endpoint was revoked, or a stranger
+/// claiming a contact's identity, costs a signature check that a stranger
+/// does not (a contact's identity is admitted to the check), and a static
+/// key B pinned costs one Diffie-Hellman fewer than one it does not know
+/// (`ss` is precomputed for pinned keys) — so anyone holding B's card and
+/// the public card of a suspected contact could tell, by counting B's
+/// work (its time), whether B holds that contact, without ever being
+/// answered.
 ///
-/// Defence needed: uniform work on the silent paths
-/// (`core/src/agent/mod.rs` `on_initiation`, `core/src/session.rs`
-/// `Incoming::read_admitting` and the precomputed `ss`).
+/// Defence: `core/src/session.rs` `pad_refusal` (called by
+/// `Incoming::read_after_mac1` on every refusal, by `Incoming::refuse`
+/// from the agent's policy and revocation refusals, and by
+/// `Incoming::accept` refusing an answer larger than its trigger before
+/// any Diffie-Hellman).
 #[test]
-#[ignore = "needs uniform rejection work: issue 7 — a revoked contact costs 1 extra ed25519 verify, and a pinned static key saves 1 DH (precomputed ss), so work reveals B's contacts"]
 fn uniform_rejection_every_silent_pre_authentication_failure_costs_the_same() {
     let _guard = LOCK.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     let costs = silent_failures();
-    let first = costs[0].1;
+    let work = session::IK_REFUSAL_WORK;
     for (name, cost) in &costs {
         assert_eq!(
             (cost.x25519_dh, cost.ed25519_verify, cost.aead_open),
-            (first.x25519_dh, first.ed25519_verify, first.aead_open),
-            "{name} costs {cost:?}, a stranger {first:?}"
+            (u32::from(work.dh), u32::from(work.verify), u32::from(work.aead_open)),
+            "{name} costs {cost:?}, not {work:?}"
         );
     }
 }

@@ -1678,19 +1678,23 @@ impl<const C: usize, const A: usize, const I: usize, const B: usize, const R: us
         })?;
         let mut contact = None;
         let mut inviter = None;
-        if let Some(cert) = incoming.peer() {
-            let (sender, id, check) = classify(&self.local, &self.contacts, cert);
-            if check == CertCheck::Revoked {
-                return Err(Dropped::Revoked);
-            }
-            let (could, open) = self.policy_reach(sender);
-            if !policy::admits_initiation(mode, sender, could, open) {
-                return Err(Dropped::NotAdmitted);
+        if let Some(cert) = incoming.peer().copied() {
+            let (sender, id, check) = classify(&self.local, &self.contacts, &cert);
+            let refusal = if check == CertCheck::Revoked {
+                Some(Dropped::Revoked)
+            } else {
+                let (could, open) = self.policy_reach(sender);
+                (!policy::admits_initiation(mode, sender, could, open))
+                    .then_some(Dropped::NotAdmitted)
+            };
+            if let Some(refusal) = refusal {
+                incoming.refuse(&self.local);
+                return Err(refusal);
             }
             if check == CertCheck::Newer
                 && let Some(id) = id
             {
-                self.pin(id, *cert);
+                self.pin(id, cert);
             }
             // A contact's own unconfirmed handshakes make room for its new
             // one: a replay flood of its old first messages competes with
@@ -1702,7 +1706,7 @@ impl<const C: usize, const A: usize, const I: usize, const B: usize, const R: us
                 victim = Some(oldest);
             }
             contact = id;
-            inviter = Some(*cert);
+            inviter = Some(cert);
         }
         // The slot the leg will take: the victim's (a freed slot is the
         // next one handed out), else the next free one.

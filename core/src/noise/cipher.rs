@@ -6,7 +6,7 @@ use chacha20poly1305::{AeadInOut, ChaCha20Poly1305, KeyInit, Nonce, Tag};
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
 use super::Error;
-use super::primitives::{HASH_LEN, TAG_LEN};
+use super::primitives::{DH_LEN, HASH_LEN, TAG_LEN};
 
 /// The nonce Noise reserves: a CipherState never encrypts with it.
 const RESERVED_NONCE: u64 = u64::MAX;
@@ -151,6 +151,15 @@ fn seal(
     let tag = cipher.encrypt_inout_detached(&nonce(n), ad, buf).map_err(|_| Error::BadLength)?;
     tag_dst.copy_from_slice(&tag);
     Ok(total)
+}
+
+/// One AEAD decryption of the size of an IK initiation's encrypted static
+/// key, under a key nobody uses, whose result is thrown away: work done only
+/// to be done (uniform rejection, `spec/agent.md` §4.1).
+pub(crate) fn open_discarded() {
+    const CIPHERTEXT: [u8; DH_LEN + TAG_LEN] = [0; DH_LEN + TAG_LEN];
+    let mut out = [0u8; DH_LEN];
+    let _ = core::hint::black_box(open(Some(&[0; 32]), 0, &[0; 32], &CIPHERTEXT, &mut out));
 }
 
 fn open(

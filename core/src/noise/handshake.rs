@@ -32,6 +32,20 @@ impl StaticDhCache for () {
     }
 }
 
+/// The costly operations a message read performed, counted also when it
+/// failed part-way: a responder that refuses an initiation silently pads
+/// its work up to a constant with this (`spec/agent.md` §4.1, uniform
+/// rejection).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Work {
+    /// Diffie-Hellman operations computed (a precomputed `ss` is none).
+    pub dh: u8,
+    /// AEAD decryptions attempted, authentic or not.
+    pub aead_open: u8,
+    /// Ed25519 signature checks (counted by the caller that makes them).
+    pub verify: u8,
+}
+
 /// The state of one handshake in progress.
 ///
 /// Every `write_message` and `read_message` works on a copy and commits it
@@ -243,7 +257,7 @@ impl HandshakeState {
                     pos += self.symmetric.encrypt_and_hash(&s, dst)?;
                 }
                 Token::Psk => self.mix_psk()?,
-                dh_token => self.mix_dh(dh_token, &())?,
+                dh_token => self.mix_dh(dh_token, &(), &mut Work::default())?,
             }
         }
         let dst = out.get_mut(pos..).ok_or(Error::BufferTooSmall)?;
@@ -266,6 +280,19 @@ impl HandshakeState {
         payload_out: &mut [u8],
         cache: &impl StaticDhCache,
     ) -> Result<usize, Error> {
+        self.read_message_counted(message, payload_out, cache, &mut Work::default())
+    }
+
+    /// [`read_message_with`](Self::read_message_with), adding to `work`
+    /// the Diffie-Hellman and AEAD operations it performed, whether it
+    /// succeeds or not.
+    pub fn read_message_counted(
+        &mut self,
+        message: &[u8],
+        payload_out: &mut [u8],
+        cache: &impl StaticDhCache,
+        work: &mut Work,
+    ) -> Result<usize, Error> {
         if self.is_finished() || self.is_my_turn() {
             return Err(Error::WrongTurn);
         }
@@ -273,7 +300,7 @@ impl HandshakeState {
             return Err(Error::BadLength);
         }
         let mut next = self.clone();
-        let len = next.read_tokens(message, payload_out, cache)?;
+        let len = next.read_tokens(message, payload_out, cache, work)?;
         *self = next;
         Ok(len)
     }
@@ -283,6 +310,7 @@ impl HandshakeState {
         message: &[u8],
         payload_out: &mut [u8],
         cache: &impl StaticDhCache,
+        work: &mut Work,
     ) -> Result<usize, Error> {
         let mut pos = 0;
         for t in self.pattern.tokens(self.next_message) {
@@ -303,15 +331,18 @@ impl HandshakeState {
                     let len = DH_LEN + if self.symmetric.has_key() { TAG_LEN } else { 0 };
                     let ct = message.get(pos..pos + len).ok_or(Error::BadLength)?;
                     let mut rs = [0u8; DH_LEN];
+                    work.aead_open =
+                        work.aead_open.saturating_add(u8::from(self.symmetric.has_key()));
                     self.symmetric.decrypt_and_hash(ct, &mut rs)?;
                     self.rs = Some(rs);
                     pos += len;
                 }
                 Token::Psk => self.mix_psk()?,
-                dh_token => self.mix_dh(dh_token, cache)?,
+                dh_token => self.mix_dh(dh_token, cache, work)?,
             }
         }
         let rest = message.get(pos..).ok_or(Error::BadLength)?;
+        work.aead_open = work.aead_open.saturating_add(u8::from(self.symmetric.has_key()));
         let n = self.symmetric.decrypt_and_hash(rest, payload_out)?;
         self.next_message += 1;
         Ok(n)
@@ -323,7 +354,12 @@ impl HandshakeState {
         Ok(())
     }
 
-    fn mix_dh(&mut self, token: Token, cache: &impl StaticDhCache) -> Result<(), Error> {
+    fn mix_dh(
+        &mut self,
+        token: Token,
+        cache: &impl StaticDhCache,
+        work: &mut Work,
+    ) -> Result<(), Error> {
         let initiator = self.role == Role::Initiator;
         // (local key, remote key) per token and role, Noise §5.3.
         let (local_static, remote_static) = match (token, initiator) {
@@ -336,11 +372,17 @@ impl HandshakeState {
         let mut shared = if local_static && remote_static {
             match self.precomputed_ss.or_else(|| cache.static_dh(&remote)) {
                 Some(ss) => ss,
-                None => dh(self.s.as_ref().ok_or(Error::MissingKey)?, &remote)?,
+                None => {
+                    let s = self.s.as_ref().ok_or(Error::MissingKey)?;
+                    work.dh = work.dh.saturating_add(1);
+                    dh(s, &remote)?
+                }
             }
         } else {
             let local = if local_static { &self.s } else { &self.e };
-            dh(local.as_ref().ok_or(Error::MissingKey)?, &remote)?
+            let local = local.as_ref().ok_or(Error::MissingKey)?;
+            work.dh = work.dh.saturating_add(1);
+            dh(local, &remote)?
         };
         self.symmetric.mix_key(&shared);
         shared.zeroize();

@@ -22,8 +22,9 @@ pub mod pattern;
 mod primitives;
 mod symmetric;
 
+pub(crate) use cipher::open_discarded;
 pub use cipher::{CipherState, TransportState};
-pub use handshake::{HandshakeState, Role, StaticDhCache};
+pub use handshake::{HandshakeState, Role, StaticDhCache, Work};
 pub use pattern::{HandshakePattern, Token};
 pub use primitives::{DH_LEN, HASH_LEN, KeyPair, MAX_MESSAGE_LEN, TAG_LEN, dh, hash, hmac};
 pub use symmetric::SymmetricState;
