@@ -17,10 +17,11 @@
 //! *states* its identity inside the handshake and the receiver compares it
 //! with the identity it expects (see [`crate::session`]).
 
-use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
+use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
 use x25519_dalek::{PublicKey, StaticSecret};
 
 use crate::Entropy;
+use crate::mutation::{Defence, enabled};
 use crate::noise::{KeyPair, hash};
 use crate::util::{Hex, ct_eq};
 
@@ -81,7 +82,7 @@ impl IdentityKey {
         if vk.to_bytes() != *bytes {
             return Err(IdentityError::InvalidIdentityKey);
         }
-        if vk.is_weak() {
+        if vk.is_weak() && enabled(Defence::StrictSignatures) {
             return Err(IdentityError::WeakIdentityKey);
         }
         Ok(IdentityKey(*bytes))
@@ -107,8 +108,13 @@ impl IdentityKey {
         let vk =
             VerifyingKey::from_bytes(&self.0).map_err(|_| IdentityError::InvalidIdentityKey)?;
         crate::ops::count(crate::ops::Op::Ed25519Verify);
-        vk.verify_strict(message, &Signature::from_bytes(signature))
-            .map_err(|_| IdentityError::BadSignature)
+        let signature = Signature::from_bytes(signature);
+        if enabled(Defence::StrictSignatures) {
+            vk.verify_strict(message, &signature)
+        } else {
+            vk.verify(message, &signature)
+        }
+        .map_err(|_| IdentityError::BadSignature)
     }
 }
 
@@ -166,7 +172,9 @@ pub fn check_static_key(key: &[u8; 32]) -> Result<(), IdentityError> {
     // product with a point is the identity exactly when the point's order
     // divides 8: a small-order point.
     let probe = StaticSecret::from([0x55; 32]);
-    if probe.diffie_hellman(&PublicKey::from(*key)).was_contributory() {
+    if probe.diffie_hellman(&PublicKey::from(*key)).was_contributory()
+        || !enabled(Defence::Contributory)
+    {
         Ok(())
     } else {
         Err(IdentityError::InvalidStaticKey)

@@ -46,6 +46,7 @@ pub mod fuzzing;
 pub mod identity;
 pub mod invite;
 pub mod mac;
+pub mod mutation;
 pub mod noise;
 pub mod ops;
 pub mod replay;

@@ -53,6 +53,7 @@ use zeroize::Zeroize;
 
 use crate::identity::{CERT_LEN, CertHash, Certificate, IdentityError, IdentityKey, LocalIdentity};
 use crate::mac::{MacKey, XX_MAC1_KEY_MATERIAL};
+use crate::mutation::{Defence, enabled};
 use crate::noise::{
     self, DH_LEN, HandshakePattern, HandshakeState, Role, StaticDhCache, TransportState, Work,
 };
@@ -485,6 +486,9 @@ pub const IK_REFUSAL_WORK: Work = Work { dh: 2, aead_open: 2, verify: 1 };
 /// the static key and the base point (the result is our public key), AEAD
 /// decryptions under a key nobody uses, a check of our own certificate.
 fn pad_refusal(local: &LocalIdentity, done: Work) {
+    if !enabled(Defence::UniformWork) {
+        return;
+    }
     const BASE_POINT: [u8; DH_LEN] = {
         let mut u = [0u8; DH_LEN];
         u[0] = 9;
@@ -565,11 +569,13 @@ fn verify_statement(
             _ => return Err(Dropped::UnknownCertificateHash),
         }
     };
-    if !ct_eq(cert.static_key(), remote_static) {
+    if enabled(Defence::CertificateBinding) && !ct_eq(cert.static_key(), remote_static) {
         return Err(Dropped::StaticKeyMismatch);
     }
     match expect.identity() {
-        Some(id) if id != cert.identity() => Ok(Err(Failure::IdentityMismatch)),
+        Some(id) if id != cert.identity() && enabled(Defence::IdentityCheck) => {
+            Ok(Err(Failure::IdentityMismatch))
+        }
         _ => Ok(Ok(cert)),
     }
 }
@@ -1015,7 +1021,7 @@ impl Session {
             return Err(Dropped::WrongIndex);
         }
         let keys = self.state.keys_mut().ok_or(Dropped::Unexpected)?;
-        if !keys.replay.check(f.counter) {
+        if enabled(Defence::ReplayWindow) && !keys.replay.check(f.counter) {
             return Err(Dropped::Replayed);
         }
         let ad = &datagram[..TRANSPORT_HEADER_LEN];
@@ -1308,7 +1314,7 @@ impl Incoming {
         let Frame::Initiation(f) = Frame::parse(datagram)? else {
             return Err(Dropped::Unexpected);
         };
-        if !Self::mac1_ok(local, &f, datagram) {
+        if enabled(Defence::Mac1) && !Self::mac1_ok(local, &f, datagram) {
             return Err(Dropped::BadMac);
         }
         Self::read_after_mac1(local, directory, datagram, &f, admit)
@@ -1463,7 +1469,9 @@ impl Incoming {
         let plen = w.len();
         // Refused before any Diffie-Hellman of the answer, as silently and
         // at the same cost as every other refusal.
-        if wire::RESPONSE_OVERHEAD + hs.next_message_len(plen) > trigger_len {
+        if enabled(Defence::ResponseSize)
+            && wire::RESPONSE_OVERHEAD + hs.next_message_len(plen) > trigger_len
+        {
             if mode == Mode::Ik {
                 pad_refusal(local, work);
             }
@@ -1478,7 +1486,6 @@ impl Incoming {
             noise: &noise_buf[..n],
             mac1: [0; MAC_LEN],
         });
-        debug_assert!(frame.buffer_len() <= trigger_len, "next_message_len is exact");
         let state = match mode {
             Mode::Ik => {
                 let transport = hs.into_transport()?;

@@ -24,6 +24,7 @@ use crate::invite::{
     EXPIRY_GRACE, FailureCause, Invitation, InvitationEvent, InviteError, InviteId, InviteeConfig,
     MAX_APP_DATA, MAX_EXPIRY_ON_WIRE, MAX_REASON_BYTES, Offer, Outcome, Screen,
 };
+use crate::mutation::{Defence, enabled};
 use crate::noise::DH_LEN;
 use crate::session::{self, Incoming, PeerDirectory, PinnedPeer, Session, StatementForm};
 use crate::wire::{
@@ -500,7 +501,7 @@ struct Screening<'a, const C: usize, const A: usize, const R: usize> {
 impl<const C: usize, const A: usize, const R: usize> Screen for Screening<'_, C, A, R> {
     fn screen(&mut self, peer: &Certificate, app: AppId, id: InviteId) -> Admission {
         let (sender, _, check) = classify(self.local, self.contacts, peer);
-        if check == CertCheck::Revoked {
+        if check == CertCheck::Revoked && enabled(Defence::Revocation) {
             return Admission::NotAccepted;
         }
         let registered = self.apps.iter().find(|a| a.id == app);
@@ -513,7 +514,7 @@ impl<const C: usize, const A: usize, const R: usize> Screen for Screening<'_, C,
         // table forgets an id only after its invitation expired.
         let now = self.now;
         self.recent.retain(|(_, until)| *until > now);
-        if self.recent.iter().any(|(seen, _)| seen == &id) {
+        if enabled(Defence::RememberedIds) && self.recent.iter().any(|(seen, _)| seen == &id) {
             return Admission::Duplicate;
         }
         match self.recent.push((id, now + self.remember_for)) {
@@ -1628,27 +1629,30 @@ impl<const C: usize, const A: usize, const I: usize, const B: usize, const R: us
         datagram: &[u8],
     ) -> Result<(), Dropped> {
         let mode = f.mode;
-        if !Incoming::mac1_ok(&self.local, f, datagram) {
+        if enabled(Defence::Mac1) && !Incoming::mac1_ok(&self.local, f, datagram) {
             return Err(Dropped::Session(session::Dropped::BadMac));
         }
-        if self.guard.seen(&ephemeral) {
+        if enabled(Defence::ReplayCache) && self.guard.seen(&ephemeral) {
             return Err(Dropped::ReplayedInitiation);
         }
-        if self.is_own_initiation(&ephemeral) {
+        if enabled(Defence::Reflection) && self.is_own_initiation(&ephemeral) {
             return Err(Dropped::Reflected);
         }
-        if self.under_load(now) && !self.guard.mac2_ok(now, &from, datagram, &f.mac2, &mut self.rng)
+        if enabled(Defence::Cookie)
+            && self.under_load(now)
+            && !self.guard.mac2_ok(now, &from, datagram, &f.mac2, &mut self.rng)
         {
             self.queue_cookie_reply(now, from, f);
             return Err(Dropped::CookieRequired);
         }
-        if !self.guard.allow(now, &from) {
+        if enabled(Defence::RateLimit) && !self.guard.allow(now, &from) {
             return Err(Dropped::RateLimited);
         }
         // Room is decided here but made (by eviction) only once the
         // initiation proved good: a dropped initiation changes nothing.
         let mut victim = None;
-        if self.legs.next_key().is_none() || self.half_open >= half_open_places(I) {
+        let room = enabled(Defence::HalfOpenRoom);
+        if room && (self.legs.next_key().is_none() || self.half_open >= half_open_places(I)) {
             victim = Some(self.oldest_half_open(None).ok_or(Dropped::Full)?);
         }
         if self.initiations.is_full() && victim.is_none() {
@@ -1657,7 +1661,11 @@ impl<const C: usize, const A: usize, const I: usize, const B: usize, const R: us
         // XX: nobody is identified yet; answered unless every policy is
         // Nobody.
         let (stranger_could, open) = self.policy_reach(Sender::Stranger);
-        if mode == Mode::Xx && !policy::admits_initiation(mode, Sender::Stranger, false, open) {
+        let silence = enabled(Defence::PolicySilence);
+        if silence
+            && mode == Mode::Xx
+            && !policy::admits_initiation(mode, Sender::Stranger, false, open)
+        {
             return Err(Dropped::NotAdmitted);
         }
         let incoming = {
@@ -1667,7 +1675,10 @@ impl<const C: usize, const A: usize, const I: usize, const B: usize, const R: us
             // A stranger that no policy could accept is dropped before its
             // certificate's signature is checked.
             let admit = |id: &IdentityKey| {
-                stranger_could || *id == own || contacts.iter().any(|(_, c)| c.identity() == id)
+                !silence
+                    || stranger_could
+                    || *id == own
+                    || contacts.iter().any(|(_, c)| c.identity() == id)
             };
             Incoming::read_after_mac1(local, &Directory(contacts), datagram, f, admit)
         };
@@ -1680,11 +1691,11 @@ impl<const C: usize, const A: usize, const I: usize, const B: usize, const R: us
         let mut inviter = None;
         if let Some(cert) = incoming.peer().copied() {
             let (sender, id, check) = classify(&self.local, &self.contacts, &cert);
-            let refusal = if check == CertCheck::Revoked {
+            let refusal = if check == CertCheck::Revoked && enabled(Defence::Revocation) {
                 Some(Dropped::Revoked)
             } else {
                 let (could, open) = self.policy_reach(sender);
-                (!policy::admits_initiation(mode, sender, could, open))
+                (silence && !policy::admits_initiation(mode, sender, could, open))
                     .then_some(Dropped::NotAdmitted)
             };
             if let Some(refusal) = refusal {
@@ -1700,6 +1711,7 @@ impl<const C: usize, const A: usize, const I: usize, const B: usize, const R: us
             // one: a replay flood of its old first messages competes with
             // nobody else. Its oldest also makes any room needed above.
             if let Some(id) = id
+                && enabled(Defence::PerContactRoom)
                 && self.half_open_of(id) >= HALF_OPEN_PER_CONTACT
                 && let Some(oldest) = self.oldest_half_open(Some(Some(id)))
             {
@@ -1888,7 +1900,7 @@ impl<const C: usize, const A: usize, const I: usize, const B: usize, const R: us
     // ----- bookkeeping -----------------------------------------------------
 
     fn clock(&mut self, now: Instant) -> Instant {
-        if now > self.last_now {
+        if now > self.last_now || !enabled(Defence::MonotonicClock) {
             self.last_now = now;
         }
         self.last_now

@@ -1291,7 +1291,9 @@ impl Invitation {
                     self.message_len = f.message_len;
                     self.data_len = f.data_len;
                     let remaining = Duration::from_millis(f.remaining_ms.into());
-                    self.expires_at = now + remaining.min(self.max_expiry);
+                    let clamp = crate::mutation::enabled(crate::mutation::Defence::ExpiryClamp);
+                    self.expires_at =
+                        now + if clamp { remaining.min(self.max_expiry) } else { remaining };
                 }
             }
             InviteeAction::TakeBuffer => {
@@ -1326,7 +1328,9 @@ impl Invitation {
             }
             InviteeAction::ArmRinging => self.arm(Timer::Ringing, now + RINGING_INTERVAL),
             InviteeAction::SendFinal => {
-                self.outputs |= out::FINAL;
+                if crate::mutation::enabled(crate::mutation::Defence::FinalRetransmit) {
+                    self.outputs |= out::FINAL;
+                }
                 self.stats.retransmissions = self.stats.retransmissions.saturating_add(1);
             }
             InviteeAction::BackOff => self.back_off(now),

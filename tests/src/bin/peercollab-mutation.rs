@@ -1,0 +1,255 @@
+//! The mutation record: proof that each attack test can fail.
+//!
+//! Builds the attack tests (`tests/tests/attack_*.rs`, `agent_defences.rs`)
+//! with `--cfg peercollab_mutation` in a target directory of its own, runs
+//! them once with every defence in place (all must pass), then once per
+//! defence of `peercollab_core::mutation::Defence` with that defence
+//! switched off (`PEERCOLLAB_DISABLE`), and records which tests fail. A
+//! defence that no test misses fails the run (exit 1).
+//!
+//! ```sh
+//! cargo run --release --bin peercollab-mutation -- --write spec/mutation-record.md
+//! ```
+
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode, Stdio};
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+use peercollab_core::mutation::Defence;
+
+/// Runs the attack tests once per defence switched off and records which
+/// tests catch each.
+#[derive(Parser, Debug)]
+#[command(name = "peercollab-mutation", version)]
+struct Args {
+    /// Write the record (Markdown) to this file as well as to stdout.
+    #[arg(long)]
+    write: Option<PathBuf>,
+    /// Only these defences (by name; default: all).
+    #[arg(long, value_delimiter = ',')]
+    only: Vec<String>,
+    /// A test run taking longer than this many seconds counts as caught
+    /// (the defence's absence made a test hang) and is stopped.
+    #[arg(long, default_value_t = 600)]
+    timeout: u64,
+}
+
+/// The outcome of one run of the attack tests.
+struct Run {
+    /// `binary::test` of every failed test.
+    failed: Vec<String>,
+    /// Tests that passed.
+    passed: usize,
+    /// Stopped after the timeout.
+    timed_out: bool,
+    /// The tests compiled (a build failure is an error, never a catch).
+    built: bool,
+}
+
+fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("the workspace holds tests/").to_path_buf()
+}
+
+/// The test binaries of the record: every attack test and the agent's
+/// defence tests.
+fn test_binaries(root: &Path) -> std::io::Result<Vec<String>> {
+    let mut names = Vec::new();
+    for entry in std::fs::read_dir(root.join("tests/tests"))? {
+        let name = entry?.file_name().to_string_lossy().into_owned();
+        if let Some(stem) = name.strip_suffix(".rs")
+            && (stem.starts_with("attack_") || stem == "agent_defences")
+        {
+            names.push(stem.to_owned());
+        }
+    }
+    names.sort();
+    Ok(names)
+}
+
+fn cargo(root: &Path, binaries: &[String]) -> Command {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map_or_else(|| root.join("target"), PathBuf::from)
+        .join("mutation");
+    let mut c = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+    c.current_dir(root)
+        .env("RUSTFLAGS", "--cfg peercollab_mutation")
+        .env("CARGO_TARGET_DIR", target)
+        .args(["test", "--release", "--no-fail-fast", "-p", "peercollab-tests"]);
+    for b in binaries {
+        c.args(["--test", b]);
+    }
+    c
+}
+
+fn run(root: &Path, binaries: &[String], disable: Option<Defence>, timeout: Duration) -> Run {
+    let mut c = cargo(root, binaries);
+    c.env("PEERCOLLAB_DISABLE", disable.map_or("", Defence::name))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = c.spawn().expect("cargo runs");
+    let mut stdout = child.stdout.take().expect("piped");
+    let mut stderr = child.stderr.take().expect("piped");
+    let out = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = stdout.read_to_string(&mut s);
+        s
+    });
+    let err = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = stderr.read_to_string(&mut s);
+        s
+    });
+    let started = Instant::now();
+    let mut timed_out = false;
+    loop {
+        if child.try_wait().expect("wait").is_some() {
+            break;
+        }
+        if started.elapsed() > timeout {
+            let _ = child.kill();
+            let _ = child.wait();
+            timed_out = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let out = out.join().unwrap_or_default();
+    let err = err.join().unwrap_or_default();
+    parse(&out, &err, timed_out)
+}
+
+/// Reads libtest's output: `test NAME ... FAILED` under cargo's `Running
+/// tests/BINARY.rs` lines (on stderr).
+fn parse(stdout: &str, stderr: &str, timed_out: bool) -> Run {
+    // Cargo announces each binary on stderr, libtest reports on stdout; the
+    // binaries run one after another, so their "running N tests" blocks
+    // come in the announced order.
+    let order: Vec<&str> = stderr
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("Running tests/"))
+        .filter_map(|l| l.split(".rs").next())
+        .collect();
+    let mut failed = Vec::new();
+    let mut passed = 0;
+    let mut block = None::<usize>;
+    for line in stdout.lines() {
+        if line.starts_with("running ") {
+            block = Some(block.map_or(0, |b| b + 1));
+        } else if let Some(rest) = line.strip_prefix("test ") {
+            let binary = block.and_then(|b| order.get(b)).copied().unwrap_or("?");
+            if let Some(name) = rest.strip_suffix(" ... FAILED") {
+                failed.push(format!("{binary}::{name}"));
+            } else if rest.ends_with(" ... ok") {
+                passed += 1;
+            }
+        }
+    }
+    failed.sort();
+    failed.dedup();
+    Run { failed, passed, timed_out, built: !stderr.contains("could not compile") }
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let root = workspace();
+    let binaries = match test_binaries(&root) {
+        Ok(b) if !b.is_empty() => b,
+        Ok(_) => {
+            eprintln!("peercollab-mutation: no attack tests under {}", root.display());
+            return ExitCode::from(2);
+        }
+        Err(e) => {
+            eprintln!("peercollab-mutation: reading tests/tests: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let defences: Vec<Defence> = if args.only.is_empty() {
+        Defence::ALL.to_vec()
+    } else {
+        let mut chosen = Vec::new();
+        for name in &args.only {
+            match Defence::ALL.into_iter().find(|d| d.name() == name) {
+                Some(d) => chosen.push(d),
+                None => {
+                    eprintln!("peercollab-mutation: no defence named {name:?}");
+                    return ExitCode::from(2);
+                }
+            }
+        }
+        chosen
+    };
+    let timeout = Duration::from_secs(args.timeout);
+    eprintln!("peercollab-mutation: building and running {} test binaries", binaries.len());
+    let baseline = run(&root, &binaries, None, timeout);
+    if !baseline.built {
+        eprintln!("peercollab-mutation: the attack tests do not build");
+        return ExitCode::from(2);
+    }
+    if !baseline.failed.is_empty() || baseline.timed_out || baseline.passed == 0 {
+        eprintln!(
+            "peercollab-mutation: with every defence in place {} tests failed ({:?}), {} passed",
+            baseline.failed.len(),
+            baseline.failed,
+            baseline.passed
+        );
+        return ExitCode::FAILURE;
+    }
+    let mut record = BTreeMap::new();
+    for d in &defences {
+        let started = Instant::now();
+        let r = run(&root, &binaries, Some(*d), timeout);
+        if !r.built {
+            eprintln!("peercollab-mutation: the attack tests stopped building");
+            return ExitCode::from(2);
+        }
+        eprintln!(
+            "peercollab-mutation: without {:<20} {:>3} failed{} ({:.0} s)",
+            d.name(),
+            r.failed.len(),
+            if r.timed_out { ", timed out" } else { "" },
+            started.elapsed().as_secs_f64()
+        );
+        record.insert(Defence::ALL.iter().position(|x| x == d).unwrap_or(0), (*d, r));
+    }
+    let mut md = String::new();
+    md.push_str(
+        "# Mutation record\n\nGenerated by `cargo run --release --bin peercollab-mutation -- \
+         --write spec/mutation-record.md`: each defence of `peercollab_core::mutation::Defence` \
+         switched off in turn (a build with `--cfg peercollab_mutation`, \
+         `PEERCOLLAB_DISABLE=<name>`), and the attack tests (`tests/tests/attack_*.rs`, \
+         `agent_defences.rs`) that then fail. With every defence in place all ",
+    );
+    md.push_str(&format!(
+        "{} tests of {} binaries pass.\n\n| defence | tests that fail without it |\n|---|---|\n",
+        baseline.passed,
+        binaries.len()
+    ));
+    let mut uncaught = Vec::new();
+    for (d, r) in record.values() {
+        let mut caught: Vec<String> = r.failed.iter().map(|t| format!("`{t}`")).collect();
+        if r.timed_out {
+            caught.push(format!("(a test hung: stopped after {} s)", args.timeout));
+        }
+        if caught.is_empty() {
+            uncaught.push(d.name());
+            caught.push("**none**".to_owned());
+        }
+        md.push_str(&format!("| `{}` | {} |\n", d.name(), caught.join("<br>")));
+    }
+    print!("{md}");
+    if let Some(path) = &args.write
+        && let Err(e) = std::fs::write(path, &md)
+    {
+        eprintln!("peercollab-mutation: writing {}: {e}", path.display());
+        return ExitCode::from(2);
+    }
+    if uncaught.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        eprintln!("peercollab-mutation: no test fails without {}", uncaught.join(", "));
+        ExitCode::FAILURE
+    }
+}
