@@ -6,11 +6,12 @@
 //! change it. Only a build with `RUSTFLAGS="--cfg peercollab_mutation"` —
 //! which `peercollab-mutation` (in `tests/`) makes, in a target directory
 //! of its own — reads the environment variable `PEERCOLLAB_DISABLE` once:
-//! the [`Defence`] it names (by [`Defence::name`]) is skipped for the whole
-//! process, as if its code had been deleted. The program then runs the
-//! attack tests once per defence and records which fail
-//! (`spec/mutation-record.md`): a defence no test misses is a test that
-//! cannot fail.
+//! the [`Defence`]s it names (by [`Defence::name`], separated by commas)
+//! are skipped for the whole process, as if their code had been deleted.
+//! The program then runs the attack tests once per defence (and once per
+//! group of layered defences) and records which fail
+//! (`spec/mutation-record.md`): a defence no test misses, or a test no
+//! removed defence makes fail, is a test that cannot fail.
 
 /// A defence that a mutation build can switch off.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -35,8 +36,9 @@ pub enum Defence {
     /// A contact's own unconfirmed handshakes make room for its new one
     /// (`HALF_OPEN_PER_CONTACT`).
     PerContactRoom,
-    /// No answer before authentication is larger than its trigger
-    /// (`Incoming::accept`).
+    /// No answer before authentication is larger than its trigger: the
+    /// minimum initiation lengths (`wire::MIN_IK_INITIATION_LEN`,
+    /// `MIN_XX_INITIATION_LEN`) and the check in `Incoming::accept`.
     ResponseSize,
     /// Every refused IK initiation costs the same work
     /// (`session::pad_refusal`).
@@ -140,20 +142,25 @@ pub(crate) const fn enabled(_defence: Defence) -> bool {
     true
 }
 
-/// Whether `defence` acts: not if `PEERCOLLAB_DISABLE` names it (read once;
-/// an unknown name is a panic, so a typo cannot pass for a defence no test
-/// catches).
+/// Whether `defence` acts: not if `PEERCOLLAB_DISABLE` (a comma-separated
+/// list of names, read once) names it. An unknown name is a panic, so a
+/// typo cannot pass for a defence no test catches.
 #[cfg(peercollab_mutation)]
 pub(crate) fn enabled(defence: Defence) -> bool {
     extern crate std;
-    static DISABLED: std::sync::OnceLock<Option<Defence>> = std::sync::OnceLock::new();
+    static DISABLED: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
     let disabled = DISABLED.get_or_init(|| {
-        let name = std::env::var("PEERCOLLAB_DISABLE").ok().filter(|n| !n.is_empty())?;
-        let found = Defence::ALL.into_iter().find(|d| d.name() == name);
-        assert!(found.is_some(), "PEERCOLLAB_DISABLE={name}: no such defence");
-        found
+        let names = std::env::var("PEERCOLLAB_DISABLE").unwrap_or_default();
+        let mut mask = 0u32;
+        for name in names.split(',').filter(|n| !n.is_empty()) {
+            let at = Defence::ALL.iter().position(|d| d.name() == name);
+            let Some(at) = at else { panic!("PEERCOLLAB_DISABLE: no defence named {name:?}") };
+            mask |= 1 << at;
+        }
+        mask
     });
-    *disabled != Some(defence)
+    let at = Defence::ALL.iter().position(|d| *d == defence).unwrap_or(0);
+    disabled & (1 << at) == 0
 }
 
 #[cfg(test)]
@@ -161,7 +168,8 @@ mod tests {
     use super::*;
 
     #[test]
-    fn every_defence_is_listed_once_under_a_distinct_name() {
+    fn every_defence_is_listed_once_under_a_distinct_name_and_fits_the_mask() {
+        assert!(Defence::ALL.len() <= 32);
         for (i, a) in Defence::ALL.iter().enumerate() {
             for b in &Defence::ALL[i + 1..] {
                 assert_ne!(a, b);

@@ -282,10 +282,14 @@ impl<'a> Frame<'a> {
         match ty {
             FrameType::Initiation => {
                 let mode = Mode::from_byte(mode_byte)?;
-                let min = (INITIATION_OVERHEAD + min_noise1(mode)).max(match mode {
+                let padded = match mode {
                     Mode::Ik => MIN_IK_INITIATION_LEN,
                     Mode::Xx => MIN_XX_INITIATION_LEN,
-                });
+                };
+                let no_amplification =
+                    crate::mutation::enabled(crate::mutation::Defence::ResponseSize);
+                let min = (INITIATION_OVERHEAD + min_noise1(mode))
+                    .max(if no_amplification { padded } else { 0 });
                 if len < min {
                     return Err(WireError::TooShort);
                 }

@@ -122,6 +122,17 @@ fn silent_failures() -> Vec<(&'static str, OpCounts)> {
         19,
     );
     let decrypt = Dropped::Session(session::Dropped::Decrypt);
+    // The same, with the contact's genuine certificate: it certifies
+    // another static key than the handshake's.
+    let borrowed = forge::ik_initiation(
+        w.me.static_keys().public(),
+        &KeyPair::generate(&mut HashDrbg::from_u64(21)),
+        w.stranger.static_keys().public(),
+        &dh(w.stranger.static_keys(), w.me.static_keys().public()).unwrap(),
+        &w.trusted.certificate().encode(),
+        &w.me.certificate_hash().0,
+        22,
+    );
     let cases: Vec<(&str, Vec<u8>, Dropped)> = vec![
         ("stranger", initiation(&w, &w.stranger, 11), Dropped::NotAdmitted),
         ("garbled static key", garbled_static, decrypt),
@@ -130,6 +141,11 @@ fn silent_failures() -> Vec<(&'static str, OpCounts)> {
             "a contact's identity over another key",
             usurper,
             Dropped::Session(session::Dropped::BadCertificate(IdentityError::BadSignature)),
+        ),
+        (
+            "a contact's certificate over another key",
+            borrowed,
+            Dropped::Session(session::Dropped::StaticKeyMismatch),
         ),
         ("revoked contact", initiation(&w, &w.revoked, 12), Dropped::Revoked),
         ("removed contact", initiation(&w, &w.removed, 13), Dropped::NotAdmitted),
@@ -173,7 +189,7 @@ fn silent_failures() -> Vec<(&'static str, OpCounts)> {
 fn uniform_rejection_every_silent_pre_authentication_failure_shows_and_changes_nothing() {
     let _guard = LOCK.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     let costs = silent_failures();
-    assert_eq!(costs.len(), 9);
+    assert_eq!(costs.len(), 10);
 }
 
 /// …and costs the same work, `IK_REFUSAL_WORK` (2 X25519, 2 AEAD

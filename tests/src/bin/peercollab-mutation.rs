@@ -35,14 +35,17 @@ struct Args {
     /// (the defence's absence made a test hang) and is stopped.
     #[arg(long, default_value_t = 600)]
     timeout: u64,
+    /// The workspace to test (default: the one this program was built from).
+    #[arg(long)]
+    workspace: Option<PathBuf>,
 }
 
 /// The outcome of one run of the attack tests.
 struct Run {
     /// `binary::test` of every failed test.
     failed: Vec<String>,
-    /// Tests that passed.
-    passed: usize,
+    /// `binary::test` of every passed test.
+    passed: Vec<String>,
     /// Stopped after the timeout.
     timed_out: bool,
     /// The tests compiled (a build failure is an error, never a catch).
@@ -69,6 +72,8 @@ fn test_binaries(root: &Path) -> std::io::Result<Vec<String>> {
     Ok(names)
 }
 
+/// `cargo test` of the attack tests (`binaries`) or, with none, of the
+/// core's unit tests.
 fn cargo(root: &Path, binaries: &[String]) -> Command {
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map_or_else(|| root.join("target"), PathBuf::from)
@@ -77,16 +82,33 @@ fn cargo(root: &Path, binaries: &[String]) -> Command {
     c.current_dir(root)
         .env("RUSTFLAGS", "--cfg peercollab_mutation")
         .env("CARGO_TARGET_DIR", target)
-        .args(["test", "--release", "--no-fail-fast", "-p", "peercollab-tests"]);
-    for b in binaries {
-        c.args(["--test", b]);
+        .args(["test", "--release", "--no-fail-fast"]);
+    if binaries.is_empty() {
+        c.args(["-p", "peercollab-core", "--lib"]);
+    } else {
+        c.args(["-p", "peercollab-tests"]);
+        for b in binaries {
+            c.args(["--test", b]);
+        }
     }
     c
 }
 
-fn run(root: &Path, binaries: &[String], disable: Option<Defence>, timeout: Duration) -> Run {
+/// Runs the attack tests, then the core's unit tests, with `disable` off.
+fn run(root: &Path, binaries: &[String], disable: &[Defence], timeout: Duration) -> Run {
+    let mut all = run_one(root, binaries, disable, timeout);
+    let unit = run_one(root, &[], disable, timeout);
+    all.failed.extend(unit.failed);
+    all.passed.extend(unit.passed);
+    all.timed_out |= unit.timed_out;
+    all.built &= unit.built;
+    all
+}
+
+fn run_one(root: &Path, binaries: &[String], disable: &[Defence], timeout: Duration) -> Run {
+    let names: Vec<&str> = disable.iter().map(|d| d.name()).collect();
     let mut c = cargo(root, binaries);
-    c.env("PEERCOLLAB_DISABLE", disable.map_or("", Defence::name))
+    c.env("PEERCOLLAB_DISABLE", names.join(","))
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     let mut child = c.spawn().expect("cargo runs");
@@ -129,11 +151,17 @@ fn parse(stdout: &str, stderr: &str, timed_out: bool) -> Run {
     // come in the announced order.
     let order: Vec<&str> = stderr
         .lines()
-        .filter_map(|l| l.trim().strip_prefix("Running tests/"))
-        .filter_map(|l| l.split(".rs").next())
+        .filter_map(|l| l.trim().strip_prefix("Running "))
+        .map(|l| {
+            if l.starts_with("unittests src/lib.rs") {
+                "core"
+            } else {
+                l.strip_prefix("tests/").and_then(|l| l.split(".rs").next()).unwrap_or("?")
+            }
+        })
         .collect();
     let mut failed = Vec::new();
-    let mut passed = 0;
+    let mut passed = Vec::new();
     let mut block = None::<usize>;
     for line in stdout.lines() {
         if line.starts_with("running ") {
@@ -142,8 +170,8 @@ fn parse(stdout: &str, stderr: &str, timed_out: bool) -> Run {
             let binary = block.and_then(|b| order.get(b)).copied().unwrap_or("?");
             if let Some(name) = rest.strip_suffix(" ... FAILED") {
                 failed.push(format!("{binary}::{name}"));
-            } else if rest.ends_with(" ... ok") {
-                passed += 1;
+            } else if let Some(name) = rest.strip_suffix(" ... ok") {
+                passed.push(format!("{binary}::{name}"));
             }
         }
     }
@@ -152,9 +180,23 @@ fn parse(stdout: &str, stderr: &str, timed_out: bool) -> Run {
     Run { failed, passed, timed_out, built: !stderr.contains("could not compile") }
 }
 
+/// Layered defences: an attack that several defences stop, each alone
+/// enough, shows only with all of them gone. Each group is one more
+/// mutation of the record.
+const GROUPS: &[(&str, &[Defence])] = &[(
+    "a replayed invitation: the replay cache, the replay window and the remembered ids",
+    &[Defence::ReplayCache, Defence::ReplayWindow, Defence::RememberedIds],
+)];
+
+/// One mutation: a defence, or a group of them, switched off.
+struct Mutation {
+    label: String,
+    off: Vec<Defence>,
+}
+
 fn main() -> ExitCode {
     let args = Args::parse();
-    let root = workspace();
+    let root = args.workspace.clone().unwrap_or_else(workspace);
     let binaries = match test_binaries(&root) {
         Ok(b) if !b.is_empty() => b,
         Ok(_) => {
@@ -166,78 +208,105 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let defences: Vec<Defence> = if args.only.is_empty() {
-        Defence::ALL.to_vec()
-    } else {
-        let mut chosen = Vec::new();
-        for name in &args.only {
-            match Defence::ALL.into_iter().find(|d| d.name() == name) {
-                Some(d) => chosen.push(d),
-                None => {
-                    eprintln!("peercollab-mutation: no defence named {name:?}");
-                    return ExitCode::from(2);
-                }
+    let mut mutations: Vec<Mutation> = Vec::new();
+    let everything = args.only.is_empty();
+    for name in &args.only {
+        match Defence::ALL.into_iter().find(|d| d.name() == name) {
+            Some(d) => mutations.push(Mutation { label: format!("`{}`", d.name()), off: vec![d] }),
+            None => {
+                eprintln!("peercollab-mutation: no defence named {name:?}");
+                return ExitCode::from(2);
             }
         }
-        chosen
-    };
+    }
+    if everything {
+        for d in Defence::ALL {
+            mutations.push(Mutation { label: format!("`{}`", d.name()), off: vec![d] });
+        }
+        for (what, group) in GROUPS {
+            let names: Vec<String> = group.iter().map(|d| format!("`{}`", d.name())).collect();
+            mutations.push(Mutation {
+                label: format!("{} ({what})", names.join(" + ")),
+                off: group.to_vec(),
+            });
+        }
+    }
     let timeout = Duration::from_secs(args.timeout);
     eprintln!("peercollab-mutation: building and running {} test binaries", binaries.len());
-    let baseline = run(&root, &binaries, None, timeout);
+    let baseline = run(&root, &binaries, &[], timeout);
     if !baseline.built {
-        eprintln!("peercollab-mutation: the attack tests do not build");
+        eprintln!("peercollab-mutation: the tests do not build");
         return ExitCode::from(2);
     }
-    if !baseline.failed.is_empty() || baseline.timed_out || baseline.passed == 0 {
+    if !baseline.failed.is_empty() || baseline.timed_out || baseline.passed.is_empty() {
         eprintln!(
             "peercollab-mutation: with every defence in place {} tests failed ({:?}), {} passed",
             baseline.failed.len(),
             baseline.failed,
-            baseline.passed
+            baseline.passed.len()
         );
         return ExitCode::FAILURE;
     }
-    let mut record = BTreeMap::new();
-    for d in &defences {
+    let mut results = Vec::new();
+    for m in &mutations {
         let started = Instant::now();
-        let r = run(&root, &binaries, Some(*d), timeout);
+        let r = run(&root, &binaries, &m.off, timeout);
         if !r.built {
-            eprintln!("peercollab-mutation: the attack tests stopped building");
+            eprintln!("peercollab-mutation: the tests stopped building");
             return ExitCode::from(2);
         }
         eprintln!(
-            "peercollab-mutation: without {:<20} {:>3} failed{} ({:.0} s)",
-            d.name(),
+            "peercollab-mutation: without {:<60} {:>3} failed{} ({:.0} s)",
+            m.label,
             r.failed.len(),
             if r.timed_out { ", timed out" } else { "" },
             started.elapsed().as_secs_f64()
         );
-        record.insert(Defence::ALL.iter().position(|x| x == d).unwrap_or(0), (*d, r));
+        results.push((m, r));
     }
+    let attack_tests: Vec<&String> =
+        baseline.passed.iter().filter(|t| !t.starts_with("core::")).collect();
     let mut md = String::new();
-    md.push_str(
-        "# Mutation record\n\nGenerated by `cargo run --release --bin peercollab-mutation -- \
-         --write spec/mutation-record.md`: each defence of `peercollab_core::mutation::Defence` \
-         switched off in turn (a build with `--cfg peercollab_mutation`, \
-         `PEERCOLLAB_DISABLE=<name>`), and the attack tests (`tests/tests/attack_*.rs`, \
-         `agent_defences.rs`) that then fail. With every defence in place all ",
-    );
     md.push_str(&format!(
-        "{} tests of {} binaries pass.\n\n| defence | tests that fail without it |\n|---|---|\n",
-        baseline.passed,
-        binaries.len()
+        "# Mutation record\n\nGenerated by `cargo run --release --bin peercollab-mutation -- \
+         --write spec/mutation-record.md` (threat-model.md §4): each defence of \
+         `peercollab_core::mutation::Defence` switched off in turn, then each group of layered \
+         defences, in a build with `--cfg peercollab_mutation` (`PEERCOLLAB_DISABLE=<names>`); \
+         for each, the tests that then fail — the attack tests (`tests/tests/attack_*.rs`, \
+         `agent_defences.rs`: {} tests in {} binaries) and the core's unit tests (`core::`). \
+         With every defence in place all {} pass.\n\n## Defences and the tests that catch \
+         their removal\n\n| defence switched off | tests that fail without it |\n|---|---|\n",
+        attack_tests.len(),
+        binaries.len(),
+        baseline.passed.len()
     ));
     let mut uncaught = Vec::new();
-    for (d, r) in record.values() {
+    let mut caught_by: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    for (m, r) in &results {
         let mut caught: Vec<String> = r.failed.iter().map(|t| format!("`{t}`")).collect();
+        for t in &r.failed {
+            caught_by.entry(t.as_str()).or_default().push(m.label.as_str());
+        }
         if r.timed_out {
             caught.push(format!("(a test hung: stopped after {} s)", args.timeout));
         }
         if caught.is_empty() {
-            uncaught.push(d.name());
+            uncaught.push(m.label.clone());
             caught.push("**none**".to_owned());
         }
-        md.push_str(&format!("| `{}` | {} |\n", d.name(), caught.join("<br>")));
+        md.push_str(&format!("| {} | {} |\n", m.label, caught.join("<br>")));
+    }
+    md.push_str(
+        "\n## Attack tests and the removed defences that make them fail\n\n| test | fails \
+         without |\n|---|---|\n",
+    );
+    let mut unfailing = Vec::new();
+    for t in &attack_tests {
+        let by = caught_by.get(t.as_str()).map(|v| v.join(", "));
+        if by.is_none() {
+            unfailing.push((*t).clone());
+        }
+        md.push_str(&format!("| `{t}` | {} |\n", by.unwrap_or_else(|| "**nothing**".to_owned())));
     }
     print!("{md}");
     if let Some(path) = &args.write
@@ -246,10 +315,14 @@ fn main() -> ExitCode {
         eprintln!("peercollab-mutation: writing {}: {e}", path.display());
         return ExitCode::from(2);
     }
-    if uncaught.is_empty() {
-        ExitCode::SUCCESS
-    } else {
+    let mut ok = true;
+    if !uncaught.is_empty() {
         eprintln!("peercollab-mutation: no test fails without {}", uncaught.join(", "));
-        ExitCode::FAILURE
+        ok = false;
     }
+    if everything && !unfailing.is_empty() {
+        eprintln!("peercollab-mutation: no removed defence fails {}", unfailing.join(", "));
+        ok = false;
+    }
+    if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE }
 }
