@@ -12,7 +12,7 @@ use peercollab_core::identity::{EndpointId, LocalIdentity};
 use peercollab_core::invite::{Answer as Reply, CancelEffect, Outcome};
 use peercollab_core::wire::MAX_DATAGRAM;
 
-use crate::{Answer, Clock, Error, Invitation, Request, Status};
+use crate::{Answer, Arena, Clock, Error, Invitation, Request, Status};
 
 /// What the agent reported, owned. Drained with [`Driver::poll_notice`].
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -73,12 +73,20 @@ pub struct DriverStats {
 /// drain [`poll_notice`](Self::poll_notice), then wait for a datagram or
 /// for [`wait`](Self::wait) to pass — the core's drain order, done once
 /// here for both adapters.
+///
+/// **Allocations**: everything is allocated when the driver is made; in
+/// steady state a whole invitation allocates nothing. The owned copies it
+/// hands out ([`Invitation`], [`Answer`]) take their text and bytes from an
+/// [`Arena`] that is recycled once the copies are dropped, the notice queue
+/// and the scratch list of targets keep their capacity.
 pub struct Driver {
     agent: Box<Agent>,
     clock: Arc<dyn Clock>,
     buf: Box<[u8; MAX_DATAGRAM]>,
     notices: VecDeque<Notice>,
     stats: DriverStats,
+    arena: Arena,
+    targets: Vec<Target>,
 }
 
 impl std::fmt::Debug for Driver {
@@ -114,8 +122,12 @@ impl Driver {
             agent: Box::new(Agent::new(identity, config, seed)),
             clock,
             buf: Box::new([0; MAX_DATAGRAM]),
-            notices: VecDeque::new(),
+            // The agent has 16 invitation slots; each can ring, answer and
+            // end at once.
+            notices: VecDeque::with_capacity(64),
             stats: DriverStats::default(),
+            arena: Arena::default(),
+            targets: Vec::with_capacity(8),
         }
     }
 
@@ -210,10 +222,10 @@ impl Driver {
             }
             Event::Responded { handle, outcome } => {
                 let answer = match self.agent.response(handle) {
-                    Ok(peercollab_core::agent::Status::Answered(r)) => Answer::from(r),
-                    _ => {
-                        Answer { outcome, answered_by: None, contact: None, reason: String::new() }
+                    Ok(peercollab_core::agent::Status::Answered(r)) => {
+                        Answer::from_response(&r, &self.arena)
                     }
+                    _ => Answer::unanswered(outcome),
                 };
                 tracing::info!(?handle, ?outcome, "responded");
                 Notice::Responded { handle, answer }
@@ -250,14 +262,23 @@ impl Driver {
         Some(notice)
     }
 
-    fn invitation(&self, id: IncomingId) -> Result<Invitation, AgentError> {
+    /// A presented (or ended, until released) incoming invitation, copied
+    /// with its text and data cut from the driver's arena.
+    pub fn invitation(&self, id: IncomingId) -> Result<Invitation, AgentError> {
         let view = self.agent.incoming(id)?;
         let contact = view.contact.and_then(|c| self.agent.contact(c).ok());
-        Ok(Invitation::from_view(
+        Ok(Invitation::from_view_in(
+            &self.arena,
             id,
             &view,
-            contact.map(|c| (c.display_name().to_owned(), c.trust())),
+            contact.map(|c| (c.display_name(), c.trust())),
         ))
+    }
+
+    /// The arena the owned copies are cut from.
+    #[must_use]
+    pub fn arena(&self) -> &Arena {
+        &self.arena
     }
 
     /// Invites `contact` at `targets`, or at every endpoint its card names
@@ -269,18 +290,34 @@ impl Driver {
         request: &Request,
         options: InviteOptions,
     ) -> Result<Option<Handle>, Error> {
-        let defaults;
-        let targets = if targets.is_empty() {
-            defaults = default_targets(&self.agent, contact, |_| true)?;
-            &defaults[..]
-        } else {
-            targets
-        };
+        if targets.is_empty() {
+            return self.invite_contact_where(contact, |_| true, request, options);
+        }
         let now = self.clock.now();
         let handle =
             self.agent.invite_contact(now, contact, targets, &request.as_core(), options)?;
         tracing::info!(?handle, ?contact, endpoints = targets.len(), "inviting contact");
         Ok(handle)
+    }
+
+    /// Invites `contact` at every endpoint its card names, each at an
+    /// address `usable` accepts ([`default_targets`]), without allocating
+    /// (the targets are listed in a buffer the driver keeps). Flush
+    /// afterwards.
+    pub fn invite_contact_where(
+        &mut self,
+        contact: ContactId,
+        usable: impl Fn(&SocketAddr) -> bool,
+        request: &Request,
+        options: InviteOptions,
+    ) -> Result<Option<Handle>, Error> {
+        let mut targets = std::mem::take(&mut self.targets);
+        let result = default_targets_into(&self.agent, contact, usable, &mut targets)
+            .map_err(Error::from)
+            .and_then(|()| self.invite_contact(contact, &targets, request, options));
+        targets.clear();
+        self.targets = targets;
+        result
     }
 
     /// Invites whoever answers at `address`. Flush afterwards.
@@ -299,7 +336,9 @@ impl Driver {
     /// An outgoing invitation's status.
     pub fn status(&self, handle: Handle) -> Result<Status, Error> {
         Ok(match self.agent.response(handle)? {
-            peercollab_core::agent::Status::Answered(r) => Status::Answered(r.into()),
+            peercollab_core::agent::Status::Answered(r) => {
+                Status::Answered(Answer::from_response(&r, &self.arena))
+            }
             peercollab_core::agent::Status::Pending { ringing } => Status::Pending { ringing },
             _ => Status::Pending { ringing: false },
         })
@@ -351,21 +390,33 @@ pub fn default_targets(
     contact: ContactId,
     usable: impl Fn(&SocketAddr) -> bool,
 ) -> Result<Vec<Target>, AgentError> {
+    let mut targets = Vec::new();
+    default_targets_into(agent, contact, usable, &mut targets)?;
+    Ok(targets)
+}
+
+/// [`default_targets`], appended to `targets` (no allocation once it has
+/// the capacity).
+pub fn default_targets_into(
+    agent: &Agent,
+    contact: ContactId,
+    usable: impl Fn(&SocketAddr) -> bool,
+    targets: &mut Vec<Target>,
+) -> Result<(), AgentError> {
     let record = agent.contact(contact)?;
-    let addresses: Vec<SocketAddr> =
-        record.addresses().iter().copied().filter(|a| usable(a)).collect();
-    let Some(first) = addresses.first().copied() else {
+    let mut addresses = record.addresses().iter().copied().filter(|a| usable(a));
+    let Some(first) = addresses.next() else {
         return Err(AgentError::NoTargets);
     };
-    Ok(record
-        .endpoints()
-        .filter(|e| !record.is_revoked(*e))
-        .enumerate()
-        .map(|(k, endpoint)| Target {
-            endpoint,
-            address: addresses.get(k).copied().unwrap_or(first),
-        })
-        .collect())
+    // The k-th endpoint at the k-th usable address, the first once they
+    // run out.
+    let mut next = Some(first);
+    for endpoint in record.endpoints().filter(|e| !record.is_revoked(*e)) {
+        let address = next.unwrap_or(first);
+        targets.push(Target { endpoint, address });
+        next = next.and_then(|_| addresses.next());
+    }
+    Ok(())
 }
 
 #[cfg(test)]

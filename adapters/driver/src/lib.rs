@@ -5,7 +5,9 @@
 //!   core's contract done once (datagrams out, then events, then the next
 //!   deadline) and the agent's events turned into owned [`Notice`]s;
 //! - owned copies of what the agent lends: [`Request`], [`Answer`],
-//!   [`Status`], [`Invitation`] (also the launch information);
+//!   [`Status`], [`Invitation`] (also the launch information), their text
+//!   and bytes cut from an [`Arena`] allocated once and recycled, so that
+//!   an invitation costs no heap allocation in steady state ([`Text`]);
 //! - [`Clock`]: [`SystemClock`] for real time, [`ManualClock`] for tests
 //!   that run long timers instantly over real sockets;
 //! - [`os_seed`] and [`generate_identity`]: the only places the operating
@@ -21,12 +23,14 @@ mod driver;
 mod error;
 pub mod net;
 mod owned;
+mod text;
 
 pub use clock::{Clock, ManualClock, SystemClock, Wake};
-pub use driver::{Driver, DriverStats, Notice, default_targets};
+pub use driver::{Driver, DriverStats, Notice, default_targets, default_targets_into};
 pub use error::Error;
 pub use owned::{Answer, Invitation, Request, Status};
 pub use peercollab_core as core;
+pub use text::{ARENA_BYTES, Arena, Text};
 
 use peercollab_core::HashDrbg;
 use peercollab_core::identity::{EndpointId, LocalIdentity};

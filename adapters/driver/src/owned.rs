@@ -9,6 +9,8 @@ use peercollab_core::identity::{Certificate, IdentityKey};
 use peercollab_core::invite::{AppId, Outcome};
 use peercollab_core::{Duration, Instant};
 
+use crate::text::{Arena, Text};
+
 /// What an invitation offers, owned (the agent's
 /// [`InvitationRequest`](peercollab_core::agent::InvitationRequest)).
 #[derive(Clone, PartialEq, Eq)]
@@ -77,7 +79,7 @@ pub struct Answer {
     /// The contact invited, or the contact the answerer turned out to be.
     pub contact: Option<ContactId>,
     /// The reason text that came with the deciding answer.
-    pub reason: String,
+    pub reason: Text,
 }
 
 impl Answer {
@@ -88,13 +90,34 @@ impl Answer {
     }
 }
 
+impl Answer {
+    /// Copies a response, its reason cut from `arena` (no allocation in
+    /// steady state).
+    #[must_use]
+    pub fn from_response(r: &Response<'_>, arena: &Arena) -> Self {
+        Answer {
+            outcome: r.outcome,
+            answered_by: r.answered_by.copied(),
+            contact: r.contact,
+            reason: arena.text(r.reason),
+        }
+    }
+
+    /// An outcome nobody answered (no certificate, no reason).
+    #[must_use]
+    pub fn unanswered(outcome: Outcome) -> Self {
+        Answer { outcome, answered_by: None, contact: None, reason: Text::new() }
+    }
+}
+
 impl From<Response<'_>> for Answer {
+    /// Copies a response (its reason in a buffer of its own, if any).
     fn from(r: Response<'_>) -> Self {
         Answer {
             outcome: r.outcome,
             answered_by: r.answered_by.copied(),
             contact: r.contact,
-            reason: r.reason.to_owned(),
+            reason: Text::from(r.reason),
         }
     }
 }
@@ -126,13 +149,13 @@ pub struct Invitation {
     /// The inviter's authenticated certificate.
     pub inviter: Certificate,
     /// The inviter's contact record, if it is a contact: id, name, trust.
-    pub contact: Option<(ContactId, String, Trust)>,
+    pub contact: Option<(ContactId, Text, Trust)>,
     /// Where it came from.
     pub address: SocketAddr,
     /// The application.
     pub app_id: AppId,
     /// The message.
-    pub message: String,
+    pub message: Text,
     /// The application data: the inviter's, so validate it.
     pub data: Bytes,
     /// When it expires, on the adapter's clock.
@@ -140,7 +163,8 @@ pub struct Invitation {
 }
 
 impl Invitation {
-    /// Copies a view, naming its contact.
+    /// Copies a view, naming its contact (message, data and name in
+    /// buffers of their own).
     #[must_use]
     pub fn from_view(
         id: IncomingId,
@@ -150,11 +174,35 @@ impl Invitation {
         Invitation {
             id,
             inviter: *view.inviter,
-            contact: view.contact.zip(contact).map(|(id, (name, trust))| (id, name, trust)),
+            contact: view.contact.zip(contact).map(|(id, (name, trust))| (id, name.into(), trust)),
             address: view.address,
             app_id: view.app_id,
-            message: view.message.to_owned(),
+            message: Text::from(view.message),
             data: Bytes::copy_from_slice(view.data),
+            expires_at: view.expires_at,
+        }
+    }
+
+    /// Copies a view, naming its contact, with message, data and name cut
+    /// from `arena` (no allocation in steady state).
+    #[must_use]
+    pub fn from_view_in(
+        arena: &Arena,
+        id: IncomingId,
+        view: &IncomingView<'_>,
+        contact: Option<(&str, Trust)>,
+    ) -> Self {
+        Invitation {
+            id,
+            inviter: *view.inviter,
+            contact: view
+                .contact
+                .zip(contact)
+                .map(|(id, (name, trust))| (id, arena.text(name), trust)),
+            address: view.address,
+            app_id: view.app_id,
+            message: arena.text(view.message),
+            data: arena.bytes(view.data),
             expires_at: view.expires_at,
         }
     }

@@ -484,14 +484,14 @@ impl Endpoint {
         &mut self,
         contact: ContactId,
         request: &Request,
-        options: InviteOptions,
+        mut options: InviteOptions,
     ) -> Result<Handle, Error> {
         self.open()?;
+        options.handle = HandleMode::Keep;
         let sockets = &self.sockets;
-        let targets = peercollab_driver::default_targets(self.driver.agent(), contact, |a| {
-            sockets.reaches(a)
-        })?;
-        self.start_invite_contact_at(contact, &targets, request, options)
+        let handle =
+            self.driver.invite_contact_where(contact, |a| sockets.reaches(a), request, options);
+        self.started(handle)
     }
 
     /// Invites a contact at the named endpoints and addresses.
@@ -695,12 +695,7 @@ impl Endpoint {
 
     /// A presented incoming invitation, read again.
     pub fn invitation(&self, id: IncomingId) -> Result<Invitation, Error> {
-        let view = self.driver.agent().incoming(id)?;
-        let contact = view
-            .contact
-            .and_then(|c| self.driver.agent().contact(c).ok())
-            .map(|c| (c.display_name().to_owned(), c.trust()));
-        Ok(Invitation::from_view(id, &view, contact))
+        Ok(self.driver.invitation(id)?)
     }
 
     /// The launch information of an accepted invitation (Windows'

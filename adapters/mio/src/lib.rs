@@ -50,6 +50,18 @@
 //! `poll` waiting with no timeout. Only one waker may serve a `Poll`:
 //! endpoints sharing one share it ([`Tokens::shared_waker`]).
 //!
+//! # Allocations
+//!
+//! Everything an endpoint needs is allocated by [`Endpoint::bind`]; in
+//! steady state an invitation allocates nothing on the heap, on either
+//! side, through the loop above and the handle API (`start_invite_*`,
+//! [`Endpoint::accept`], [`Endpoint::release`], [`Endpoint::close`]). The
+//! notices are owned but cheap: their text ([`Text`]) and data share a
+//! buffer allocated once and reclaimed once the notices holding pieces of
+//! it are dropped. `tests/allocations.rs` checks this with a counting
+//! allocator. The waiting calls and [`Endpoint::shutdown`] make their own
+//! list of events.
+//!
 //! # Shutdown
 //!
 //! [`Endpoint::shutdown`] cancels what is pending, declines what is
@@ -140,5 +152,5 @@ pub use peercollab_driver::core::invite::{
 pub use peercollab_driver::core::{Duration, Instant};
 pub use peercollab_driver::{
     Answer, Clock, Driver, DriverStats, Error, Invitation, ManualClock, Notice, Request, Status,
-    SystemClock, generate_identity, os_seed,
+    SystemClock, Text, generate_identity, os_seed,
 };
