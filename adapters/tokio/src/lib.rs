@@ -106,7 +106,8 @@
 //!   further ones are answered Busy (retry after [`BUSY_RETRY_AFTER`]).
 //!   Dropping an [`IncomingInvitation`] unanswered leaves it ringing until
 //!   it expires (the inviter may still cancel it); dropping an accepted one
-//!   releases its launch information.
+//!   releases its launch information (at once if it ended, else when it
+//!   ends).
 //! - **Routing**: each datagram leaves by the socket its destination was
 //!   last heard on, else by a socket of its family (IPv4 or IPv6; an IPv6
 //!   socket bound to `[::]` carries IPv4 too where the platform allows and
@@ -115,6 +116,16 @@
 //! - **Time** comes from a [`Clock`]: [`SystemClock`] by default; a
 //!   [`ManualClock`] makes five-minute expiries instant in tests while real
 //!   sockets carry the datagrams (tokio's paused time would race them).
+//! - **Allocations**: everything an endpoint needs is allocated when it
+//!   binds; in steady state an invitation allocates nothing on the heap,
+//!   on either side: starting one ([`Endpoint::start_invite_contact`], or
+//!   the waiting call) and awaiting it, accepting an incoming one and
+//!   dropping it. Status and end channels come from pools refilled when
+//!   handles drop, the owned text of invitations and answers ([`Text`],
+//!   the data) is cut from a buffer allocated once and reclaimed once
+//!   dropped, and no task or channel is made per invitation.
+//!   `tests/allocations.rs` checks this with a counting allocator. (The
+//!   [`Request`] is the caller's: build it once and lend it.)
 //! - **Tracing**: every invitation has a span (`invitation`, or `incoming`
 //!   with its id) around its start, answer, waits and close; the driver
 //!   logs the agent's events (ringing, responded, invited, ended).
@@ -154,7 +165,6 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
-use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::task::{Context, Poll};
@@ -178,7 +188,7 @@ pub use peercollab_driver::core::invite::{
 pub use peercollab_driver::core::{Duration, Instant};
 pub use peercollab_driver::{
     Answer, Clock, Driver, DriverStats, Error, Invitation as InvitationInfo, ManualClock, Notice,
-    Request, Status, SystemClock, generate_identity, os_seed,
+    Request, Status, SystemClock, Text, generate_identity, os_seed,
 };
 
 /// The reason given with invitations declined by a shutdown.
@@ -193,6 +203,74 @@ pub const INCOMING_QUEUE: usize = 64;
 /// The retry-after of invitations answered Busy because the application
 /// does not take them.
 pub const BUSY_RETRY_AFTER: Duration = Duration::from_secs(10);
+
+/// Channels and table entries made when binding, so that invitations
+/// allocate nothing in steady state: the agent's invitation slots (16);
+/// more are made if the application holds more.
+const POOLED: usize = 16;
+
+/// The most channels kept for reuse.
+const POOL_MAX: usize = 4 * POOLED;
+
+const PENDING: Status = Status::Pending { ringing: false };
+
+/// An incoming invitation the application holds.
+struct IncomingEntry {
+    id: IncomingId,
+    ended: watch::Sender<Option<Outcome>>,
+    /// Its outcome came.
+    done: bool,
+    /// The application dropped it unanswered: forgotten when it ends (the
+    /// shutdown still declines it meanwhile).
+    dropped: bool,
+}
+
+/// Removes the first `x` from `v`; whether it was there.
+fn remove_id<T: PartialEq>(v: &mut Vec<T>, x: &T) -> bool {
+    match v.iter().position(|y| y == x) {
+        Some(k) => {
+            v.swap_remove(k);
+            true
+        }
+        None => false,
+    }
+}
+
+impl State {
+    fn status_tx(&self, handle: Handle) -> Option<&watch::Sender<Status>> {
+        self.handles.iter().find(|(h, _)| *h == handle).map(|(_, tx)| tx)
+    }
+
+    /// A status channel for a new handle, from the pool.
+    fn take_status(&mut self) -> watch::Sender<Status> {
+        self.status_pool.pop().unwrap_or_else(|| watch::Sender::new(PENDING))
+    }
+
+    /// Forgets a handle; its channel goes back to the pool (its only
+    /// receiver is the dropped [`Invitation`]'s).
+    fn forget_handle(&mut self, handle: Handle) {
+        if let Some(k) = self.handles.iter().position(|(h, _)| *h == handle) {
+            let (_, tx) = self.handles.swap_remove(k);
+            if self.status_pool.len() < POOL_MAX && tx.receiver_count() <= 1 {
+                // Drops the old answer (and the text it shares).
+                tx.send_replace(PENDING);
+                self.status_pool.push(tx);
+            }
+        }
+    }
+
+    /// Forgets an incoming invitation the application dropped; its channel
+    /// goes back to the pool.
+    fn forget_incoming(&mut self, id: IncomingId) {
+        if let Some(k) = self.incoming.iter().position(|e| e.id == id) {
+            let entry = self.incoming.swap_remove(k);
+            if self.ended_pool.len() < POOL_MAX && entry.ended.receiver_count() <= 1 {
+                entry.ended.send_replace(None);
+                self.ended_pool.push(entry.ended);
+            }
+        }
+    }
+}
 
 /// Where the endpoint is in its life.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -215,13 +293,25 @@ struct State {
     /// shutdown.
     senders: Vec<std::net::UdpSocket>,
     /// Status of each open handle, for its [`Invitation`].
-    handles: BTreeMap<Handle, watch::Sender<Status>>,
-    /// The end of each presented incoming invitation.
-    incoming: BTreeMap<IncomingId, watch::Sender<Option<Outcome>>>,
+    handles: Vec<(Handle, watch::Sender<Status>)>,
+    /// The end of each presented incoming invitation held by the
+    /// application (until its [`IncomingInvitation`] is dropped), and
+    /// whether it ended.
+    incoming: Vec<IncomingEntry>,
     /// Incoming invitations answered (by the application, Busy because
     /// nobody takes them, or declined by the shutdown) that have not ended:
     /// their Final waits for the inviter's Ack.
-    answered: BTreeSet<IncomingId>,
+    answered: Vec<IncomingId>,
+    /// Accepted incoming invitations dropped before they ended: their
+    /// launch information is released when they end.
+    release_on_end: Vec<IncomingId>,
+    /// Status channels of closed handles, ready for the next invitation
+    /// (so that starting one allocates nothing).
+    status_pool: Vec<watch::Sender<Status>>,
+    /// End channels of dropped incoming invitations, likewise.
+    ended_pool: Vec<watch::Sender<Option<Outcome>>>,
+    /// Never changes: what handle-less invitations watch.
+    no_status: watch::Sender<Status>,
     /// Where presented invitations go; `None` once shutting down.
     queue: Option<mpsc::Sender<IncomingInvitation>>,
     phase: Phase,
@@ -322,9 +412,13 @@ impl Builder {
                 driver,
                 routes: Routes::new(locals),
                 senders,
-                handles: BTreeMap::new(),
-                incoming: BTreeMap::new(),
-                answered: BTreeSet::new(),
+                handles: Vec::with_capacity(POOLED),
+                incoming: Vec::with_capacity(POOLED),
+                answered: Vec::with_capacity(POOLED),
+                release_on_end: Vec::with_capacity(POOLED),
+                status_pool: (0..POOLED).map(|_| watch::Sender::new(PENDING)).collect(),
+                ended_pool: (0..POOLED).map(|_| watch::Sender::new(None)).collect(),
+                no_status: watch::Sender::new(PENDING),
                 queue: Some(tx),
                 phase: Phase::Serving,
                 declined_at_shutdown: 0,
@@ -417,7 +511,7 @@ impl Inner {
     fn dispatch(self: &Arc<Self>, state: &mut State, notice: Notice) {
         match notice {
             Notice::Ringing(handle) => {
-                if let Some(tx) = state.handles.get(&handle) {
+                if let Some(tx) = state.status_tx(handle) {
                     tx.send_if_modified(|s| match s {
                         Status::Pending { ringing } if !*ringing => {
                             *ringing = true;
@@ -428,16 +522,26 @@ impl Inner {
                 }
             }
             Notice::Responded { handle, answer } => {
-                if let Some(tx) = state.handles.get(&handle) {
+                if let Some(tx) = state.status_tx(handle) {
                     tx.send_replace(Status::Answered(answer));
                 }
             }
             Notice::Invited(info) => self.present(state, info),
             Notice::IncomingEnded { incoming, outcome } => {
-                if let Some(tx) = state.incoming.remove(&incoming) {
-                    tx.send_replace(Some(outcome));
+                if let Some(entry) = state.incoming.iter_mut().find(|e| e.id == incoming) {
+                    if entry.dropped {
+                        state.forget_incoming(incoming);
+                    } else {
+                        entry.done = true;
+                        entry.ended.send_replace(Some(outcome));
+                    }
                 }
-                state.answered.remove(&incoming);
+                remove_id(&mut state.answered, &incoming);
+                if remove_id(&mut state.release_on_end, &incoming)
+                    && state.driver.release(incoming).is_ok()
+                {
+                    tracing::debug!(?incoming, "launch information released");
+                }
             }
             _ => {}
         }
@@ -449,12 +553,13 @@ impl Inner {
         let id = info.id;
         if state.phase != Phase::Serving {
             if state.driver.respond(id, Reply::Decline, SHUTDOWN_REASON).is_ok() {
-                state.answered.insert(id);
+                state.answered.push(id);
                 state.declined_at_shutdown += 1;
             }
             return;
         }
-        let (ended_tx, ended) = watch::channel(None);
+        let ended_tx = state.ended_pool.pop().unwrap_or_else(|| watch::Sender::new(None));
+        let ended = ended_tx.subscribe();
         let span = tracing::info_span!(
             "incoming",
             incoming = ?id,
@@ -465,12 +570,15 @@ impl Inner {
             ended,
             endpoint: Endpoint { inner: Arc::clone(self) },
             accepted: false,
+            answered: false,
+            registered: true,
             span,
         };
-        let refused = match &state.queue {
+        let mut refused = match &state.queue {
             Some(queue) => match queue.try_send(invitation) {
                 Ok(()) => {
-                    state.incoming.insert(id, ended_tx);
+                    let entry = IncomingEntry { id, ended: ended_tx, done: false, dropped: false };
+                    state.incoming.push(entry);
                     return;
                 }
                 Err(
@@ -480,11 +588,14 @@ impl Inner {
             },
             None => invitation,
         };
-        // Nobody takes it: Busy. (Dropping it unanswered touches no state.)
+        // Nobody takes it: Busy. (Dropping it unregistered touches no
+        // state: the lock is held.)
+        refused.registered = false;
         drop(refused);
+        state.ended_pool.push(ended_tx);
         let busy = Reply::Busy { retry_after: BUSY_RETRY_AFTER };
         if state.driver.respond(id, busy, "").is_ok() {
-            state.answered.insert(id);
+            state.answered.push(id);
             tracing::warn!(incoming = ?id, "no one takes incoming invitations: busy");
         }
     }
@@ -744,17 +855,12 @@ impl Endpoint {
     ) -> Result<Invitation, Error> {
         let span = tracing::info_span!("invitation", handle = tracing::field::Empty, ?contact);
         self.start(span, |s| {
-            let defaults;
-            let targets = if targets.is_empty() {
-                let State { driver, routes, .. } = &*s;
-                defaults = peercollab_driver::default_targets(driver.agent(), contact, |a| {
-                    routes.reaches(a)
-                })?;
-                &defaults[..]
+            if targets.is_empty() {
+                let State { driver, routes, .. } = s;
+                driver.invite_contact_where(contact, |a| routes.reaches(a), request, options)
             } else {
-                targets
-            };
-            s.driver.invite_contact(contact, targets, request, options)
+                s.driver.invite_contact(contact, targets, request, options)
+            }
         })
     }
 
@@ -786,21 +892,26 @@ impl Endpoint {
         span: tracing::Span,
         f: impl FnOnce(&mut State) -> Result<Option<Handle>, Error>,
     ) -> Result<Invitation, Error> {
-        let (tx, status) = watch::channel(Status::Pending { ringing: false });
-        let handle = span.in_scope(|| {
+        let started = span.in_scope(|| {
             self.command(|s| {
                 if s.phase != Phase::Serving {
                     return Err(Error::Closed);
                 }
                 let handle = f(s)?;
-                if let Some(h) = handle {
-                    s.handles.insert(h, tx);
-                }
-                Ok::<_, Error>(handle)
+                let status = match handle {
+                    Some(h) => {
+                        let tx = s.take_status();
+                        let status = tx.subscribe();
+                        s.handles.push((h, tx));
+                        status
+                    }
+                    None => s.no_status.subscribe(),
+                };
+                Ok::<_, Error>((handle, status))
             })
         });
-        let handle = match handle {
-            Ok(handle) => handle,
+        let (handle, status) = match started {
+            Ok(started) => started,
             Err(e) => {
                 span.in_scope(|| tracing::info!(error = %e, "not started"));
                 return Err(e);
@@ -865,7 +976,7 @@ impl Endpoint {
                 state.phase = Phase::Closing;
                 state.queue = None;
                 state.driver.command(|a, _| a.set_policy(Policy::Nobody));
-                let handles: Vec<Handle> = state.handles.keys().copied().collect();
+                let handles: Vec<Handle> = state.handles.iter().map(|(h, _)| *h).collect();
                 for h in handles {
                     let pending = matches!(state.driver.status(h), Ok(Status::Pending { .. }));
                     if pending && state.driver.cancel(h).is_ok() {
@@ -874,13 +985,13 @@ impl Endpoint {
                 }
                 let unanswered: Vec<IncomingId> = state
                     .incoming
-                    .keys()
-                    .filter(|id| !state.answered.contains(id))
-                    .copied()
+                    .iter()
+                    .filter(|e| !e.done && !state.answered.contains(&e.id))
+                    .map(|e| e.id)
                     .collect();
                 for id in unanswered {
                     if state.driver.respond(id, Reply::Decline, SHUTDOWN_REASON).is_ok() {
-                        state.answered.insert(id);
+                        state.answered.push(id);
                         state.declined_at_shutdown += 1;
                     }
                 }
@@ -1053,7 +1164,7 @@ impl Drop for Invitation {
         if let Some(handle) = self.handle {
             let _enter = self.span.enter();
             self.endpoint.command(|s| {
-                s.handles.remove(&handle);
+                s.forget_handle(handle);
                 if let Err(e) = s.driver.close(handle) {
                     tracing::debug!(?handle, error = %e, "closing a handle");
                 }
@@ -1099,7 +1210,8 @@ impl Incoming {
 /// follows when the inviter acknowledges ([`ended`](Self::ended)).
 ///
 /// Dropping it unanswered leaves it ringing until it expires (or the
-/// inviter cancels); dropping it accepted releases its launch information.
+/// inviter cancels); dropping it accepted releases its launch information
+/// (when it ends, if it has not yet).
 #[derive(Debug)]
 pub struct IncomingInvitation {
     info: InvitationInfo,
@@ -1107,6 +1219,11 @@ pub struct IncomingInvitation {
     endpoint: Endpoint,
     /// Accepted here: its launch information is released on drop.
     accepted: bool,
+    /// Answered here.
+    answered: bool,
+    /// Its end is watched in the endpoint's state (not when it was refused
+    /// before reaching the application).
+    registered: bool,
     span: tracing::Span,
 }
 
@@ -1128,10 +1245,11 @@ impl IncomingInvitation {
         let _enter = self.span.enter();
         self.endpoint.sending(|s| {
             s.driver.respond(id, reply, reason)?;
-            s.answered.insert(id);
+            s.answered.push(id);
             Ok(())
         })?;
         self.accepted = reply == Reply::Accept;
+        self.answered = true;
         Ok(())
     }
 
@@ -1179,24 +1297,37 @@ impl IncomingInvitation {
     /// Accepted, and its slot (dropping it does the same).
     pub fn release(mut self) -> Result<(), Error> {
         let id = self.info.id;
+        // Released here, not again on drop (which forgets it).
         self.accepted = false;
         let mut state = self.endpoint.inner.lock();
         state.driver.release(id)?;
-        state.incoming.remove(&id);
         Ok(())
     }
 }
 
 impl Drop for IncomingInvitation {
     fn drop(&mut self) {
+        if !self.registered {
+            return;
+        }
+        let id = self.info.id;
+        let mut state = self.endpoint.inner.lock();
+        let Some(entry) = state.incoming.iter_mut().find(|e| e.id == id) else { return };
+        let done = entry.done;
+        if !done && !self.answered {
+            // Left ringing: the shutdown may still decline it.
+            entry.dropped = true;
+            return;
+        }
+        state.forget_incoming(id);
         if self.accepted {
-            let id = self.info.id;
-            let mut state = self.endpoint.inner.lock();
-            state.incoming.remove(&id);
             // Only an invitation that ended Accepted holds launch
-            // information; one still in flight is left to end.
+            // information; one still in flight has it released when it
+            // ends.
             if state.driver.release(id).is_ok() {
                 self.span.in_scope(|| tracing::debug!("launch information released"));
+            } else if !done {
+                state.release_on_end.push(id);
             }
         }
     }
