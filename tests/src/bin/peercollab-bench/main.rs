@@ -77,6 +77,11 @@ enum Contender {
     SnowXx,
     /// The primitive operations of one contact invitation.
     CryptoBound,
+    /// Accepted contact invitations through peercollab-tokio over loopback
+    /// (after a warm-up; allocations and rate on stderr).
+    Tokio,
+    /// The same through peercollab-mio.
+    Mio,
 }
 
 /// Figures by key, in key order.
@@ -86,6 +91,18 @@ fn main() {
     let args = Args::parse();
     let mut contenders = Contenders::new();
     if let Some(only) = args.only {
+        let adapter = match only {
+            Contender::Tokio => Some(adapters::Which::Tokio),
+            Contender::Mio => Some(adapters::Which::Mio),
+            _ => None,
+        };
+        if let Some(which) = adapter {
+            if let Err(e) = adapters::only(which, args.iterations as usize) {
+                eprintln!("peercollab-bench: {which:?} failed: {e}");
+                std::process::exit(1);
+            }
+            return;
+        }
         for _ in 0..args.iterations {
             contenders.run(only);
         }
@@ -99,24 +116,11 @@ fn main() {
     figures.insert("scaling_ratio_transport_4096_vs_16", transport);
     figures.insert("scaling_ratio_junk_4096_vs_16", junk);
     figures.insert("scaling_ratio_4096_vs_16", transport.max(junk));
-    let invitations = if args.quick { 100 } else { 1000 };
-    match (adapters::tokio_figures(invitations), adapters::mio_figures(invitations)) {
-        (Ok(t), Ok(m)) => {
-            figures.insert("tokio_invites_per_s", t.per_s);
-            figures.insert("tokio_p50_us", t.p50_us);
-            figures.insert("tokio_p99_us", t.p99_us);
-            figures.insert("allocations_per_invite_tokio", t.allocations_per_invite);
-            figures.insert("mio_invites_per_s", m.per_s);
-            figures.insert("mio_p50_us", m.p50_us);
-            figures.insert("mio_p99_us", m.p99_us);
-            figures.insert("allocations_per_invite_mio", m.allocations_per_invite);
-            let core = figures.get("contact_invites_per_s").copied().unwrap_or(f64::NAN);
-            figures.insert("adapter_ratio", t.per_s.min(m.per_s) / core);
-        }
-        (t, m) => {
-            eprintln!("peercollab-bench: an adapter benchmark failed: tokio {t:?}, mio {m:?}");
-            std::process::exit(1);
-        }
+    let latency_n = if args.quick { 100 } else { 1000 };
+    let core = |round| rate(round, || contenders.run(Contender::OursIk));
+    if let Err(e) = adapters::figures(&mut figures, rounds, round, latency_n, core) {
+        eprintln!("peercollab-bench: an adapter benchmark failed: {e}");
+        std::process::exit(1);
     }
     if args.json {
         let object: serde_json::Map<String, serde_json::Value> =
@@ -176,6 +180,8 @@ impl Contenders {
             Contender::SnowIk => self.snow_ik.run(),
             Contender::SnowXx => self.snow_xx.run(),
             Contender::CryptoBound => self.bound.run(),
+            // Run by `adapters::only`.
+            Contender::Tokio | Contender::Mio => {}
         }
     }
 
