@@ -46,6 +46,13 @@ pub enum Defence {
     /// Transport counters checked against the replay window
     /// (`Session::handle_datagram`, `ReplayWindow::check`).
     ReplayWindow,
+    /// A counter enters the replay window only once its datagram proved
+    /// authentic (`Session::on_transport`).
+    WindowAfterAead,
+    /// IK's message 2 mixes `se`: the inviter proves its static key before
+    /// anything it sends can be read, so a holder of the invitee's static key
+    /// cannot pass for a contact (`noise::pattern`, the IK pattern).
+    IkSe,
     /// X25519 results of all zeros refused (`noise::dh`,
     /// `identity::check_static_key`).
     Contributory,
@@ -81,7 +88,7 @@ pub enum Defence {
 
 impl Defence {
     /// Every defence, in the order of the record.
-    pub const ALL: [Defence; 21] = [
+    pub const ALL: [Defence; 23] = [
         Defence::Mac1,
         Defence::ReplayCache,
         Defence::Reflection,
@@ -92,6 +99,8 @@ impl Defence {
         Defence::ResponseSize,
         Defence::UniformWork,
         Defence::ReplayWindow,
+        Defence::WindowAfterAead,
+        Defence::IkSe,
         Defence::Contributory,
         Defence::StrictSignatures,
         Defence::CertificateBinding,
@@ -119,6 +128,8 @@ impl Defence {
             Defence::ResponseSize => "response-size",
             Defence::UniformWork => "uniform-work",
             Defence::ReplayWindow => "replay-window",
+            Defence::WindowAfterAead => "window-after-aead",
+            Defence::IkSe => "ik-se",
             Defence::Contributory => "contributory",
             Defence::StrictSignatures => "strict-signatures",
             Defence::CertificateBinding => "certificate-binding",

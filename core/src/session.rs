@@ -1025,6 +1025,9 @@ impl Session {
             return Err(Dropped::Replayed);
         }
         let ad = &datagram[..TRANSPORT_HEADER_LEN];
+        if !enabled(Defence::WindowAfterAead) {
+            keys.replay.commit(f.counter);
+        }
         let n = keys.transport.recv.decrypt_with_nonce(f.counter, ad, f.ciphertext, payload)?;
         keys.replay.commit(f.counter);
         self.stats.received = self.stats.received.saturating_add(1);

@@ -211,6 +211,12 @@ impl HandshakePattern {
     /// The tokens of message `index`, psk modifiers included.
     pub fn tokens(self, index: usize) -> impl Iterator<Item = Token> + 'static {
         let base: &'static [Token] = self.base.messages.get(index).copied().unwrap_or(&[]);
+        // Mutation builds only: IK's message 2 without `se`.
+        let kci = crate::mutation::enabled(crate::mutation::Defence::IkSe);
+        let base = match base {
+            [Token::E, Token::Ee, Token::Se] if !kci && self.base.name == "IK" => &base[..2],
+            _ => base,
+        };
         let lead = index == 0 && self.psk_mask & 1 != 0;
         let trail = index < 7 && self.psk_mask & (1 << (index + 1)) != 0;
         lead.then_some(Token::Psk)
