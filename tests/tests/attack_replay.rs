@@ -4,8 +4,8 @@
 //! re-addressed to the sessions of a later invitation.
 
 use peercollab_core::agent::{Dropped, Handle, InviteOptions, Trust};
-use peercollab_core::session;
 use peercollab_core::invite::{Answer, CancelReason, Outcome};
+use peercollab_core::session;
 use peercollab_core::wire::FrameType;
 use peercollab_core::{Duration, Instant};
 use peercollab_tests::agents::{
@@ -184,7 +184,9 @@ fn replay_of_responses_cancels_and_acks_into_a_later_invitation_changes_no_decis
 }
 
 /// Every datagram of an invitation duplicated, a third copy delivered 3 s
-/// late: each side reports its decision exactly once and both agree.
+/// late: each side reports its decision exactly once and both agree, and
+/// the immediate copy of every transport datagram never gets past the
+/// replay window.
 ///
 /// Defences: the transport replay window (`core/src/replay.rs`,
 /// `Session::handle_datagram`), the invitation's duplicate handling of
@@ -207,5 +209,16 @@ fn replay_by_duplication_and_late_copies_surfaces_each_decision_once() {
         assert_eq!(outcomes, vec![expected]);
         assert_eq!(node(&m.net, b).invited(), 1);
         assert!(m.net.now < Instant::from_millis(120_000));
+        let window = Dropped::Session(session::Dropped::Replayed);
+        let stopped: usize = [a, b]
+            .iter()
+            .map(|&n| node(&m.net, n).dropped.iter().filter(|(_, d)| *d == window).count())
+            .sum();
+        let transport = m.of_type(FrameType::Transport).count();
+        assert!(
+            stopped >= transport,
+            "the immediate copy of each of the {transport} transport datagrams is stopped by \
+             the replay window ({stopped} were)"
+        );
     }
 }
