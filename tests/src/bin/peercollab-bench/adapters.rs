@@ -18,9 +18,11 @@
 //! its guide — so the heap allocations counted over the timed batches are
 //! the adapters' own.
 //!
-//! The rates are measured in rounds interleaved with the core's own rate
-//! (core, tokio, mio, each for the same busy time), the ratio taken within
-//! each round, then the median of the ratios.
+//! The rates are measured in rounds in which the core's own contact
+//! invitation (both agents in memory), tokio and mio take turns, a burst
+//! of [`IN_FLIGHT`] each, every burst after the same short pause; the ratio
+//! is taken within each round, then the median of the ratios
+//! (`PEERCOLLAB_BENCH_ROUNDS=1` prints each round on stderr).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -34,6 +36,8 @@ use crate::GLOBAL;
 const IN_FLIGHT: usize = 2;
 /// A bound on any one batch, so a bug fails instead of hanging.
 const BATCH_LIMIT: StdDuration = StdDuration::from_secs(10);
+/// The untimed pause before each timed batch or burst.
+const PAUSE: StdDuration = StdDuration::from_millis(1);
 /// How far the manual clock moves between batches: past the linger.
 const SETTLE_STEP: peercollab_core::Duration = peercollab_core::Duration::from_secs(40);
 
@@ -90,18 +94,13 @@ impl Sample {
     }
 }
 
-/// Timed batches of [`IN_FLIGHT`] until `busy` has passed (at least one),
-/// allocations counted over the timed parts only.
-fn run_for(bench: &mut dyn Bench, busy: StdDuration) -> Result<Sample, BoxError> {
-    let mut sample = Sample::default();
-    while sample.busy < busy || sample.invitations == 0 {
-        let batch = bench.batch(IN_FLIGHT)?;
-        sample.allocations += batch.allocations;
-        sample.busy += batch.done;
-        sample.invitations += IN_FLIGHT;
-        bench.settle()?;
-    }
-    Ok(sample)
+/// A pause of a millisecond (untimed), then one timed batch of
+/// [`IN_FLIGHT`], then the settling (untimed).
+fn one_batch(bench: &mut dyn Bench) -> Result<Sample, BoxError> {
+    std::thread::sleep(PAUSE);
+    let batch = bench.batch(IN_FLIGHT)?;
+    bench.settle()?;
+    Ok(Sample { invitations: IN_FLIGHT, busy: batch.done, allocations: batch.allocations })
 }
 
 /// Timed batches of [`IN_FLIGHT`] until `invitations` have run.
@@ -170,15 +169,32 @@ fn warm_up(bench: &mut dyn Bench) -> Result<(), BoxError> {
     Ok(())
 }
 
-/// Every adapter figure: `rounds` rounds, each timing the core's contact
-/// invitation (`core_rate`, over `round`), then tokio, then mio for the
-/// same busy time; then `latency_n` lone invitations through each.
+/// The core's contact invitation (`one`, both agents in memory) timed the
+/// way the adapters are: a pause of a millisecond, then a timed burst of
+/// [`IN_FLIGHT`] invitations. (Timing a continuous loop instead would
+/// favour the adapters on a shared machine: a thread that has just slept
+/// is less likely to be preempted in the burst that follows.)
+fn core_burst(one: &mut impl FnMut()) -> Sample {
+    std::thread::sleep(PAUSE);
+    let t0 = StdInstant::now();
+    for _ in 0..IN_FLIGHT {
+        one();
+    }
+    Sample { invitations: IN_FLIGHT, busy: t0.elapsed(), allocations: 0 }
+}
+
+/// Every adapter figure: `rounds` rounds; in each, bursts of the core's
+/// contact invitation (`core_one` runs one, both agents in memory), tokio
+/// batches and mio batches take turns, one each, until every contender
+/// was busy `round`; so load on a shared machine falls on all three
+/// alike. The ratio is taken per round; then `latency_n` lone invitations
+/// through each adapter.
 pub(crate) fn figures(
     figures: &mut crate::Figures,
     rounds: usize,
     round: StdDuration,
     latency_n: usize,
-    mut core_rate: impl FnMut(StdDuration) -> f64,
+    mut core_one: impl FnMut(),
 ) -> Result<(), BoxError> {
     let mut tokio = TokioBench::new()?;
     let mut mio = MioBench::new()?;
@@ -188,10 +204,17 @@ pub(crate) fn figures(
     let (mut t_rates, mut m_rates, mut c_rates, mut ratios) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for _ in 0..rounds {
-        let c = core_rate(round);
-        let t = run_for(&mut tokio, round)?;
-        let m = run_for(&mut mio, round)?;
+        let (mut c, mut t, mut m) = (Sample::default(), Sample::default(), Sample::default());
+        while c.busy.min(t.busy).min(m.busy) < round {
+            c.add(core_burst(&mut core_one));
+            t.add(one_batch(&mut tokio)?);
+            m.add(one_batch(&mut mio)?);
+        }
+        let c = c.per_s();
         ratios.push(t.per_s().min(m.per_s()) / c);
+        if std::env::var_os("PEERCOLLAB_BENCH_ROUNDS").is_some() {
+            eprintln!("round: core {c:.0}/s, tokio {:.0}/s, mio {:.0}/s", t.per_s(), m.per_s());
+        }
         c_rates.push(c);
         t_rates.push(t.per_s());
         m_rates.push(m.per_s());
@@ -225,9 +248,8 @@ struct TokioBench {
     clock: peercollab_tokio::ManualClock,
     alice: peercollab_tokio::Endpoint,
     bob: peercollab_tokio::Endpoint,
+    incoming: peercollab_tokio::Incoming,
     contact: peercollab_tokio::ContactId,
-    /// Datagrams bob reads per invitation.
-    bob_reads: u64,
 }
 
 impl TokioBench {
@@ -238,37 +260,29 @@ impl TokioBench {
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
         let clock = ManualClock::new();
         let shared: Arc<dyn Clock> = Arc::new(clock.clone());
-        let (alice, bob, contact) = rt.block_on(async {
+        let (alice, bob, incoming, contact) = rt.block_on(async {
             let addrs = [loopback()];
             let builder =
                 |identity| Endpoint::builder(identity).clock(Arc::clone(&shared)).bind(&addrs);
             let (alice, _) = builder(generate_identity(EndpointId(1))?).await?;
-            let (bob, mut incoming) = builder(generate_identity(EndpointId(1))?).await?;
+            let (bob, incoming) = builder(generate_identity(EndpointId(1))?).await?;
             bob.register_application(APP, "bench", None)?;
             bob.add_contact(&alice.my_card("alice", &[])?, Trust::Trusted)?;
             let contact = alice.add_contact(&bob.my_card("bob", &[])?, Trust::Trusted)?;
-            tokio::spawn(async move {
-                // Accepted, then dropped: its launch information is
-                // released once it ends.
-                while let Some(mut invitation) = incoming.next().await {
-                    let _ = invitation.accept();
-                }
-            });
-            Ok::<_, BoxError>((alice, bob, contact))
+            Ok::<_, BoxError>((alice, bob, incoming, contact))
         })?;
-        let mut bench = TokioBench { rt, clock, alice, bob, contact, bob_reads: 0 };
-        let before = bench.bob.stats().datagrams_in;
-        bench.batch(1)?;
-        bench.settle()?;
-        bench.bob_reads = bench.bob.stats().datagrams_in - before;
-        Ok(bench)
+        Ok(TokioBench { rt, clock, alice, bob, incoming, contact })
     }
 }
 
 impl Bench for TokioBench {
+    /// Alice starts `n` invitations; bob takes each from his stream and
+    /// accepts it; alice awaits the answers and drops her handles; bob
+    /// awaits each end (the Ack read) and drops his, which releases the
+    /// launch information. One task, no spawn.
     fn batch(&mut self, n: usize) -> Result<Batch, BoxError> {
-        use peercollab_tokio::{InviteOptions, Outcome, Request};
-        let TokioBench { rt, alice, bob, contact, bob_reads, .. } = self;
+        use peercollab_tokio::{IncomingInvitation, Invitation, InviteOptions, Outcome, Request};
+        let TokioBench { rt, alice, incoming, contact, .. } = self;
         rt.block_on(async {
             // The runtime's list of yielded tasks is made anew by each
             // `block_on` (an application has one): made before counting.
@@ -276,28 +290,34 @@ impl Bench for TokioBench {
             let region = Region::new(GLOBAL);
             let t0 = StdInstant::now();
             let limit = tokio::time::Instant::now() + BATCH_LIMIT;
-            let bob_target = bob.stats().datagrams_in + *bob_reads * n as u64;
             let request = Request::new(APP);
-            let mut invitations: [Option<peercollab_tokio::Invitation>; IN_FLIGHT] =
-                std::array::from_fn(|_| None);
-            for slot in invitations.iter_mut().take(n) {
+            let mut mine: [Option<Invitation>; IN_FLIGHT] = std::array::from_fn(|_| None);
+            let mut theirs: [Option<IncomingInvitation>; IN_FLIGHT] = std::array::from_fn(|_| None);
+            for slot in mine.iter_mut().take(n) {
                 let options = InviteOptions::default();
                 *slot = Some(alice.start_invite_contact(*contact, &[], &request, options)?);
             }
-            for invitation in invitations.iter_mut().flatten() {
+            for slot in theirs.iter_mut().take(n) {
+                let next = tokio::time::timeout_at(limit, incoming.next()).await?;
+                let mut invitation = next.ok_or("the stream ended")?;
+                invitation.accept()?;
+                *slot = Some(invitation);
+            }
+            for invitation in mine.iter_mut().flatten() {
                 let answer = tokio::time::timeout_at(limit, invitation.outcome()).await??;
                 if answer.outcome != Outcome::Accepted {
                     return Err(format!("not accepted: {:?}", answer.outcome).into());
                 }
             }
             let answered = t0.elapsed();
-            drop(invitations);
-            while bob.stats().datagrams_in < bob_target {
-                if tokio::time::Instant::now() > limit {
-                    return Err("the invitee did not read the whole batch".into());
+            drop(mine);
+            for invitation in theirs.iter_mut().flatten() {
+                let outcome = tokio::time::timeout_at(limit, invitation.ended()).await??;
+                if outcome != Outcome::Accepted {
+                    return Err(format!("ended {outcome:?}").into());
                 }
-                tokio::task::yield_now().await;
             }
+            drop(theirs);
             let done = t0.elapsed();
             Ok(Batch { answered, done, allocations: region.change().allocations })
         })

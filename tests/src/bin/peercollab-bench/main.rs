@@ -117,7 +117,7 @@ fn main() {
     figures.insert("scaling_ratio_junk_4096_vs_16", junk);
     figures.insert("scaling_ratio_4096_vs_16", transport.max(junk));
     let latency_n = if args.quick { 100 } else { 1000 };
-    let core = |round| rate(round, || contenders.run(Contender::OursIk));
+    let core = || contenders.run(Contender::OursIk);
     if let Err(e) = adapters::figures(&mut figures, rounds, round, latency_n, core) {
         eprintln!("peercollab-bench: an adapter benchmark failed: {e}");
         std::process::exit(1);
