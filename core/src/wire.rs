@@ -288,8 +288,11 @@ impl<'a> Frame<'a> {
                 };
                 let no_amplification =
                     crate::mutation::enabled(crate::mutation::Defence::ResponseSize);
-                let min = (INITIATION_OVERHEAD + min_noise1(mode))
-                    .max(if no_amplification { padded } else { 0 });
+                let min = (INITIATION_OVERHEAD + min_noise1(mode)).max(if no_amplification {
+                    padded
+                } else {
+                    0
+                });
                 if len < min {
                     return Err(WireError::TooShort);
                 }
