@@ -20,6 +20,7 @@ use std::collections::BTreeMap;
 struct ReadmeExamples;
 
 pub mod agents;
+pub mod attack_support;
 pub mod bench;
 pub mod mitm;
 pub mod party;
