@@ -372,10 +372,13 @@ pub fn cleartext_header_len(t: FrameType) -> usize {
 pub mod forge {
     use peercollab_core::HashDrbg;
     use peercollab_core::identity::Certificate;
+    use peercollab_core::invite::message::{
+        AppId, InviteFragment, InviteId, Message, chunk_range, fragment_count,
+    };
     use peercollab_core::mac::{MacKey, XX_MAC1_KEY_MATERIAL};
-    use peercollab_core::noise::{DH_LEN, KeyPair, SymmetricState, dh};
+    use peercollab_core::noise::{CipherState, DH_LEN, KeyPair, SymmetricState, TAG_LEN, dh};
     use peercollab_core::session::prologue;
-    use peercollab_core::wire::{MAC_LEN, MIN_XX_INITIATION_LEN, Mode};
+    use peercollab_core::wire::{Frame, FrameType, MAC_LEN, MIN_XX_INITIATION_LEN, Mode, VERSION};
 
     /// The Noise protocol name of IK.
     pub const IK_NAME: &[u8] = b"Noise_IK_25519_ChaChaPoly_SHA256";
@@ -397,6 +400,32 @@ pub mod forge {
         pinned_hash: &[u8; 32],
         sender_index: u32,
     ) -> Vec<u8> {
+        ik_initiation_keeping_state(
+            responder_static,
+            ephemeral,
+            initiator_static,
+            ss,
+            statement,
+            pinned_hash,
+            sender_index,
+        )
+        .0
+    }
+
+    /// [`ik_initiation`], also returning the forger's symmetric state after
+    /// message 1 (`ck`, `k` and `h` as the responder has them once it read
+    /// the message): what an attacker goes on with to read message 2
+    /// ([`ik_read_response_without_se`]).
+    #[must_use]
+    pub fn ik_initiation_keeping_state(
+        responder_static: &[u8; DH_LEN],
+        ephemeral: &KeyPair,
+        initiator_static: &[u8; DH_LEN],
+        ss: &[u8; DH_LEN],
+        statement: &[u8],
+        pinned_hash: &[u8; 32],
+        sender_index: u32,
+    ) -> (Vec<u8>, SymmetricState) {
         let mut sym = SymmetricState::initialize(IK_NAME);
         sym.mix_hash(&prologue(Mode::Ik));
         sym.mix_hash(responder_static);
@@ -416,7 +445,101 @@ pub mod forge {
         payload.extend_from_slice(pinned_hash);
         let n = sym.encrypt_and_hash(&payload, &mut buf).expect("encrypt payload");
         noise.extend_from_slice(&buf[..n]);
-        frame_initiation(Mode::Ik, sender_index, &noise, responder_static)
+        (frame_initiation(Mode::Ik, sender_index, &noise, responder_static), sym)
+    }
+
+    /// The transport keys an impersonator derived from a responder's IK
+    /// message 2.
+    pub struct ForgedKeys {
+        /// The initiator's sending key (the first of `Split()`).
+        pub send: CipherState,
+        /// The initiator's receiving key.
+        pub recv: CipherState,
+        /// The responder's index, to address transport datagrams to its
+        /// session.
+        pub receiver_index: u32,
+        /// The decrypted payload of message 2.
+        pub payload: Vec<u8>,
+    }
+
+    /// What an attacker who forged IK message 1 (`sym`, `ephemeral`, from
+    /// [`ik_initiation_keeping_state`]) but holds no private key of the
+    /// initiator it claims to be can compute of the responder's message 2
+    /// (`response`, the framed datagram): `e` (read `re`, mix it into `h`),
+    /// `ee` = DH(e, re) — and then, **not** knowing `se` = DH(s_i, re), it
+    /// tries to decrypt the payload directly. Against IK (`e, ee, se`) that
+    /// fails: `None`. It succeeds only if the responder left `se` out (the
+    /// mutation `ik-se`); then the split transport keys come back, and the
+    /// attacker can send anything as the claimed initiator.
+    #[must_use]
+    pub fn ik_read_response_without_se(
+        mut sym: SymmetricState,
+        ephemeral: &KeyPair,
+        response: &[u8],
+    ) -> Option<ForgedKeys> {
+        let Ok(Frame::Response(r)) = Frame::parse(response) else { return None };
+        let re: [u8; DH_LEN] = r.noise.get(..DH_LEN)?.try_into().ok()?;
+        sym.mix_hash(&re);
+        sym.mix_key(&dh(ephemeral, &re).ok()?);
+        // `se` would go here; the attacker cannot compute it.
+        let mut buf = [0u8; 1200];
+        let n = sym.decrypt_and_hash(&r.noise[DH_LEN..], &mut buf).ok()?;
+        let (send, recv) = sym.split();
+        Some(ForgedKeys { send, recv, receiver_index: r.sender_index, payload: buf[..n].to_vec() })
+    }
+
+    /// A transport datagram to the session `receiver_index`, at `counter`,
+    /// sealing `plaintext` under `send` exactly as `Session::seal` does: the
+    /// 16-byte header (version, type, mode 0, reserved 0, receiver index,
+    /// counter; all big-endian) is the associated data and the counter the
+    /// nonce.
+    #[must_use]
+    pub fn transport(
+        send: &CipherState,
+        receiver_index: u32,
+        counter: u64,
+        plaintext: &[u8],
+    ) -> Vec<u8> {
+        let mut d = vec![VERSION, FrameType::Transport as u8, 0, 0];
+        d.extend_from_slice(&receiver_index.to_be_bytes());
+        d.extend_from_slice(&counter.to_be_bytes());
+        let mut body = vec![0u8; plaintext.len() + TAG_LEN];
+        let n = send.encrypt_with_nonce(counter, &d, plaintext, &mut body).expect("seal");
+        d.extend_from_slice(&body[..n]);
+        d
+    }
+
+    /// The Invite fragments of an invitation (the invitation messages the
+    /// core's codec emits, one per transport payload): `id`, to `app_id`,
+    /// `message` and `data`, expiring in `remaining_ms`.
+    #[must_use]
+    pub fn invite_fragments(
+        id: InviteId,
+        app_id: AppId,
+        message: &str,
+        data: &[u8],
+        remaining_ms: u32,
+    ) -> Vec<Vec<u8>> {
+        let mut body = message.as_bytes().to_vec();
+        body.extend_from_slice(data);
+        (0..fragment_count(body.len()))
+            .map(|i| {
+                let range = chunk_range(body.len(), i).expect("a short body");
+                let m = Message::Invite(InviteFragment {
+                    id,
+                    app_id,
+                    remaining_ms,
+                    message_len: u16::try_from(message.len()).expect("short"),
+                    data_len: u16::try_from(data.len()).expect("short"),
+                    index: u8::try_from(i).expect("few fragments"),
+                    chunk: &body[range],
+                });
+                let mut buf = vec![0u8; m.buffer_len()];
+                let n = m.emit(&mut buf).expect("emit");
+                buf.truncate(n);
+                buf
+            })
+            .collect()
     }
 
     /// An honest-looking IK initiation from the holder of `initiator` (its

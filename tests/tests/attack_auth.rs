@@ -8,8 +8,9 @@
 use peercollab_core::agent::{Event, InviteOptions, Policy, Trust};
 use peercollab_core::card::ContactCard;
 use peercollab_core::identity::{Certificate, EndpointId, IdentitySecret};
+use peercollab_core::invite::message::InviteId;
 use peercollab_core::invite::{FailureCause, Outcome};
-use peercollab_core::noise::{KeyPair, dh};
+use peercollab_core::noise::{KeyPair, SymmetricState, dh};
 use peercollab_core::wire::FrameType;
 use peercollab_core::{Duration, HashDrbg};
 use peercollab_tests::agents::{
@@ -225,17 +226,69 @@ fn reflection_of_a_whole_endpoint_invitation_never_makes_an_agent_invite_itself(
 
 // ----- key-compromise impersonation ------------------------------------------
 
+/// What the impersonator tries to have B present as A's.
+const KCI_MESSAGE: &str = "it's A, really";
+
+/// The impersonator's best effort after its forged IK message 1 (`sym` and
+/// `e`, from [`forge::ik_initiation_keeping_state`]) drew B's `response`:
+/// it reads what it can of message 2 (`e, ee`) and tries the payload
+/// without `se` ([`forge::ik_read_response_without_se`]). With keys it acts
+/// as A's agent would: the whole invitation, one authentic transport
+/// datagram per Invite fragment, from `from` — B's leg is confirmed by the
+/// first and the invitation would be presented. Without keys it can only
+/// guess: a garbage transport datagram to B's new session. Returns whether
+/// it obtained keys.
+fn kci_follow_up(
+    m: &mut Mitm,
+    from: NodeId,
+    b: NodeId,
+    sym: SymmetricState,
+    e: &KeyPair,
+    response: &[u8],
+    id: u8,
+) -> bool {
+    if let Some(keys) = forge::ik_read_response_without_se(sym, e, response) {
+        let fragments =
+            forge::invite_fragments(InviteId([id; 16]), APP, KCI_MESSAGE, b"port=6666", 60_000);
+        for (counter, f) in (0u64..).zip(&fragments) {
+            let t = forge::transport(&keys.send, keys.receiver_index, counter, f);
+            m.send(from, b, &t);
+        }
+        return true;
+    }
+    let mut t = vec![1, 5, 0, 0];
+    t.extend_from_slice(&response[4..8]);
+    t.extend_from_slice(&[0; 8]);
+    t.extend_from_slice(&[0x42; 40]);
+    m.send(from, b, &t);
+    false
+}
+
+/// B's Response to the initiation with sender index `index`, among `seen`.
+fn response_to<'a>(seen: impl IntoIterator<Item = &'a Vec<u8>>, index: u32) -> Option<Vec<u8>> {
+    seen.into_iter()
+        .find(|d| {
+            d.len() >= 12 && d[1] == FrameType::Response as u8 && d[8..12] == index.to_be_bytes()
+        })
+        .cloned()
+}
+
 /// The attacker holds B's static private key (stolen) and A's public card.
 /// It can build an IK first message that B reads as A's (`ss` computed
-/// with B's key: Noise's source level 1), and B answers it — but the
-/// attacker cannot derive the transport keys (`se` needs A's key or B's
-/// fresh ephemeral), so it can never send the Invite: B presents nothing,
-/// and the half-open invitation ends silently.
+/// with B's key: Noise's source level 1), and B answers it. The attacker
+/// then does its best: it reads B's message 2 as far as it can (`e, ee`)
+/// and, lacking `se`, tries to decrypt the rest anyway; had it the keys, it
+/// would send A's invitation as A's agent does. It never gets them: B
+/// presents nothing, and the half-open invitations end silently.
 ///
-/// Defence: nothing acts on a payload below source level 2 — the
-/// invitation rides only in the inviter's first transport message
-/// (`core/src/invite/mod.rs` invitee; handshake.md §3.1); B's leg needs
-/// confirmation (`core/src/session.rs`, IK responder confirmation).
+/// Defence: IK message 2 is `e, ee, se` (handshake.md; the IK pattern in
+/// `core/src/noise/pattern.rs`): `se` = DH(e_B, S_A) needs A's private key,
+/// so only A can derive the transport keys, read message 2 or send the
+/// Invite that confirms B's leg (`core/src/session.rs`, IK responder
+/// confirmation) and rides in the inviter's first transport message
+/// (`core/src/invite/mod.rs` invitee; handshake.md §3.1). The mutation
+/// `ik-se` (message 2 without `se`) makes this test fail: the attacker
+/// derives the keys and B presents its invitation as A's.
 #[test]
 fn key_compromise_impersonation_with_the_invitees_static_key_presents_nothing() {
     let (mut net, book, a, b) = friends_book(6);
@@ -244,45 +297,58 @@ fn key_compromise_impersonation_with_the_invitees_static_key_presents_nothing() 
     let a_local = node(&net, a).agent.identity().clone();
     let b_cert_hash = node(&net, b).agent.identity().certificate_hash().0;
     let mut m = Mitm::new(net);
+    let mut keyed = 0;
     for k in 0..3u64 {
         let e = KeyPair::generate(&mut HashDrbg::from_u64(900 + k));
         let ss = dh(&b_keys, a_local.static_keys().public()).unwrap();
-        let forged = forge::ik_initiation(
+        let index = 77 + u32::try_from(k).unwrap();
+        let (forged, sym) = forge::ik_initiation_keeping_state(
             b_keys.public(),
             &e,
             a_local.static_keys().public(),
             &ss,
             &a_local.certificate().encode(),
             &b_cert_hash,
-            77 + u32::try_from(k).unwrap(),
+            index,
         );
         m.send(attacker, b, &forged);
-        m.settle(1);
-        // Then a transport datagram to B's new session, with a guess for
-        // the keys: garbage.
+        // Until B's answer arrives (not a second longer: B's half-open
+        // session must still be there).
+        let answered = |n: &Network| {
+            response_to(n.node::<Sink>(attacker).received.iter().map(|(_, _, r)| r), index)
+                .is_some()
+        };
+        m.run(10_000, m.net.now + Duration::from_secs(1), answered).unwrap();
         let sink = m.net.node::<Sink>(attacker);
-        if let Some((_, _, response)) = sink.received.last() {
-            let mut t = vec![1, 5, 0, 0];
-            t.extend_from_slice(&response[4..8]);
-            t.extend_from_slice(&[0; 8]);
-            t.extend_from_slice(&[0x42; 40]);
-            m.send(attacker, b, &t);
+        if let Some(response) = response_to(sink.received.iter().map(|(_, _, r)| r), index) {
+            let id = 0xC0 + u8::try_from(k).unwrap();
+            keyed += u32::from(kci_follow_up(&mut m, attacker, b, sym, &e, &response, id));
         }
+        // One attempt after another: the next once this one is over (three
+        // half-open handshakes at once would put B under load, and it would
+        // demand a cookie instead).
+        m.settle(60);
     }
     m.settle(120);
-    let sink = m.net.node::<Sink>(attacker);
-    assert_eq!(sink.received.len(), 3, "B answered each forged first message (KCI at level 1)");
-    assert!(sink.received.iter().all(|(_, _, r)| r[1] == FrameType::Response as u8));
     let nb = node(&m.net, b);
     assert_eq!(nb.invited(), 0, "no invitation surfaces at B");
     assert!(nb.events.is_empty(), "no event at all: {:?}", nb.events);
+    let sink = m.net.node::<Sink>(attacker);
+    assert_eq!(sink.received.len(), 3, "B answered each forged first message (KCI at level 1)");
+    assert!(sink.received.iter().all(|(_, _, r)| r[1] == FrameType::Response as u8));
     assert_eq!(nb.agent.invitations_in_use(), 0, "the half-open invitations ended");
     assert_eq!(node(&m.net, a).sent.len(), 0, "A was never involved");
+    assert_eq!(keyed, 0, "the attacker never derived transport keys");
 }
 
-/// B with policy TrustedOnly and A a trusted contact: the same attack. The
-/// policy check at the first message passes (the attacker claims A), so
-/// the only thing between the attacker and B's user is the confirmation.
+/// B with policy TrustedOnly and A a trusted contact: the same attack, sent
+/// from A's own address (the source proves nothing) by an attacker on the
+/// path who reads B's response to A. The policy check at the first message
+/// passes (the attacker claims A), so the only thing between the attacker
+/// and B's user is that it cannot derive the transport keys.
+///
+/// Defence: as above, `se` in IK message 2 (handshake.md; the IK pattern in
+/// `core/src/noise/pattern.rs`). The mutation `ik-se` makes this test fail.
 #[test]
 fn key_compromise_impersonation_of_a_trusted_contact_under_trusted_only_presents_nothing() {
     let (mut net, a, b) = friends(7);
@@ -291,7 +357,7 @@ fn key_compromise_impersonation_of_a_trusted_contact_under_trusted_only_presents
     let a_local = node(&net, a).agent.identity().clone();
     let e = KeyPair::generate(&mut HashDrbg::from_u64(31));
     let ss = dh(&b_keys, a_local.static_keys().public()).unwrap();
-    let forged = forge::ik_initiation(
+    let (forged, sym) = forge::ik_initiation_keeping_state(
         b_keys.public(),
         &e,
         a_local.static_keys().public(),
@@ -301,13 +367,25 @@ fn key_compromise_impersonation_of_a_trusted_contact_under_trusted_only_presents
         5,
     );
     let mut m = Mitm::new(net);
-    // From A's own address, too: the source proves nothing.
+    // On the path between A and B: it sees B's answer, which it forwards.
+    m.intercept(a, b);
     m.send(a, b, &forged);
+    // Until B's answer went past the attacker (A then drops it).
+    let answered = |n: &Network| !n.node::<AgentNode>(a).dropped.is_empty();
+    m.run(10_000, m.net.now + Duration::from_secs(1), answered).unwrap();
+    let mut keyed = 0;
+    let from_b = m.captured.iter().filter(|d| d.from == b).map(|d| &d.bytes);
+    if let Some(response) = response_to(from_b, 5) {
+        keyed += u32::from(kci_follow_up(&mut m, a, b, sym, &e, &response, 0xC5));
+    }
     m.settle(120);
     let nb = node(&m.net, b);
+    assert_eq!(nb.invited(), 0, "no invitation surfaces at B");
+    assert!(nb.events.is_empty(), "no event at all: {:?}", nb.events);
     assert_eq!(nb.sent.len(), 1, "B answered the forged first message");
-    assert_eq!(nb.invited(), 0);
-    assert!(nb.events.is_empty());
+    assert_eq!(nb.agent.invitations_in_use(), 0, "the half-open invitation ended");
     assert_eq!(node(&m.net, a).dropped.len(), 1, "A drops the response it never asked for");
     assert_eq!(node(&m.net, a).events.len(), 0);
+    assert_eq!(node(&m.net, a).sent.len(), 0, "A was never involved");
+    assert_eq!(keyed, 0, "the attacker never derived transport keys");
 }
