@@ -5,12 +5,13 @@
 //! names the defence it relies on; spec/threat-model.md maps attacks to
 //! tests.
 
-use peercollab_core::agent::{Event, InviteOptions, Policy, Trust};
+use peercollab_core::agent::{Dropped, Event, InviteOptions, Policy, Trust};
 use peercollab_core::card::ContactCard;
 use peercollab_core::identity::{Certificate, EndpointId, IdentitySecret};
 use peercollab_core::invite::message::InviteId;
 use peercollab_core::invite::{FailureCause, Outcome};
 use peercollab_core::noise::{KeyPair, SymmetricState, dh};
+use peercollab_core::session;
 use peercollab_core::wire::FrameType;
 use peercollab_core::{Duration, HashDrbg};
 use peercollab_tests::agents::{
@@ -158,6 +159,13 @@ fn reflection_of_every_frame_of_a_contact_invitation_is_dropped_without_effect()
     let from_b = m.captured.iter().filter(|d| d.from == b).count();
     assert_eq!(na.dropped.len(), from_a, "every reflection to A is dropped: {:?}", na.dropped);
     assert_eq!(nb.dropped.len(), from_b, "every reflection to B is dropped: {:?}", nb.dropped);
+    let initiations = m.captured.iter().filter(|d| d.from == a && d.is(FrameType::Initiation));
+    let bad_mac = Dropped::Session(session::Dropped::BadMac);
+    assert_eq!(
+        na.dropped.iter().filter(|(_, d)| *d == bad_mac).count(),
+        initiations.count(),
+        "each reflected initiation fails mac1, the first check, before any work"
+    );
     assert_eq!(na.sent.len() + nb.sent.len(), m.captured.len(), "no datagram answers a reflection");
     // Everything else exactly as without the attacker.
     let (ca, cb) = (node(&clean.net, a), node(&clean.net, b));
