@@ -76,6 +76,17 @@ pub enum Defence {
     /// The invitee's Final is retransmitted until acknowledged
     /// (`InviteeAction::SendFinal`).
     FinalRetransmit,
+    /// An invitation ends at its expiry: the invitee's expiry timer, and an
+    /// answer or a last fragment at or after it refused
+    /// (`Invitation::handle_timeout`, `Invitation::respond`).
+    Expiry,
+    /// Nothing waits for ever: the invitation's give-up timers
+    /// (`Invitation::handle_timeout`).
+    GiveUp,
+    /// A Cancel that crossed the invitee's answer wins: the invitee ends
+    /// Cancelled, as the inviter does (`Answering, Cancel` in
+    /// `core/src/invite/table.rs`).
+    CancelWins,
     /// An earlier `now` counts as the latest (`Agent::clock`).
     MonotonicClock,
     /// An invitee clamps the announced expiry to its maximum
@@ -88,7 +99,7 @@ pub enum Defence {
 
 impl Defence {
     /// Every defence, in the order of the record.
-    pub const ALL: [Defence; 23] = [
+    pub const ALL: [Defence; 26] = [
         Defence::Mac1,
         Defence::ReplayCache,
         Defence::Reflection,
@@ -109,6 +120,9 @@ impl Defence {
         Defence::Revocation,
         Defence::RememberedIds,
         Defence::FinalRetransmit,
+        Defence::Expiry,
+        Defence::GiveUp,
+        Defence::CancelWins,
         Defence::MonotonicClock,
         Defence::ExpiryClamp,
         Defence::HeaderChecks,
@@ -138,6 +152,9 @@ impl Defence {
             Defence::Revocation => "revocation",
             Defence::RememberedIds => "remembered-ids",
             Defence::FinalRetransmit => "final-retransmit",
+            Defence::Expiry => "expiry",
+            Defence::GiveUp => "give-up",
+            Defence::CancelWins => "cancel-wins",
             Defence::MonotonicClock => "monotonic-clock",
             Defence::ExpiryClamp => "expiry-clamp",
             Defence::HeaderChecks => "header-checks",

@@ -49,6 +49,7 @@ pub mod table;
 use heapless::{Deque, String};
 
 use crate::identity::Certificate;
+use crate::mutation::{Defence, enabled};
 use crate::session::{self, Failure, Received, Session, SessionEvent};
 use crate::wire::{MAX_DATAGRAM, MAX_TRANSPORT_PAYLOAD};
 use crate::{Duration, Entropy, Instant};
@@ -823,7 +824,7 @@ impl Invitation {
                 }
                 None => self.message_len == 0,
             };
-            let (event, input) = if valid && now >= self.expires_at {
+            let (event, input) = if valid && now >= self.expires_at && enabled(Defence::Expiry) {
                 // Complete, but too late to present: it expires instead.
                 (InviteeEvent::ExpiryTimer, Input::default())
             } else if valid {
@@ -914,6 +915,12 @@ impl Invitation {
                 .min_by_key(|&(at, rank, _)| (at, rank));
             let Some((_, _, timer)) = due else { break };
             self.timers[timer as usize] = None;
+            // Mutation builds only: the give-up or the expiry never comes.
+            if (timer == Timer::GiveUp && !enabled(Defence::GiveUp))
+                || (timer == Timer::Expiry && !enabled(Defence::Expiry))
+            {
+                continue;
+            }
             let input = Input::default();
             // Timer rows never refuse; their verdicts need no answer.
             let _ = match self.state {
@@ -1020,7 +1027,7 @@ impl Invitation {
         // Answering needs no buffer: a pool of none will do.
         let mut no_pool = DataPool::<0>::new();
         let now = self.clock(now);
-        if now >= self.expires_at {
+        if now >= self.expires_at && enabled(Defence::Expiry) {
             // Too late: the invitation expired before this answer, whether
             // or not `handle_timeout` has run since.
             let _ =
@@ -1269,6 +1276,12 @@ impl Invitation {
         let State::Invitee(state) = self.state else {
             return Err(Dropped::WrongDirection);
         };
+        // Mutation builds only: an accept that crossed a Cancel stands.
+        if (state, event) == (InviteeState::Answering, InviteeEvent::Cancel)
+            && !enabled(Defence::CancelWins)
+        {
+            return Ok(());
+        }
         let row = table::invitee(state, event);
         self.apply(row, now, input, pool, Self::invitee_action, Self::enter_invitee, State::Invitee)
             .map(|_| ())
@@ -1291,7 +1304,7 @@ impl Invitation {
                     self.message_len = f.message_len;
                     self.data_len = f.data_len;
                     let remaining = Duration::from_millis(f.remaining_ms.into());
-                    let clamp = crate::mutation::enabled(crate::mutation::Defence::ExpiryClamp);
+                    let clamp = enabled(Defence::ExpiryClamp);
                     self.expires_at =
                         now + if clamp { remaining.min(self.max_expiry) } else { remaining };
                 }
@@ -1328,7 +1341,7 @@ impl Invitation {
             }
             InviteeAction::ArmRinging => self.arm(Timer::Ringing, now + RINGING_INTERVAL),
             InviteeAction::SendFinal => {
-                if crate::mutation::enabled(crate::mutation::Defence::FinalRetransmit) {
+                if enabled(Defence::FinalRetransmit) {
                     self.outputs |= out::FINAL;
                 }
                 self.stats.retransmissions = self.stats.retransmissions.saturating_add(1);
