@@ -4,11 +4,11 @@
 
 use std::net::SocketAddr;
 
-use peercollab_core::agent::{Agent, AgentConfig, InviteOptions, Policy, Trust};
+use peercollab_core::agent::{Agent, AgentConfig, Dropped, InviteOptions, Policy, Trust};
 use peercollab_core::identity::{EndpointId, LocalIdentity};
 use peercollab_core::invite::Outcome;
 use peercollab_core::noise::KeyPair;
-use peercollab_core::wire::MAX_DATAGRAM;
+use peercollab_core::wire::{MAX_DATAGRAM, WireError};
 use peercollab_core::{Duration, Entropy, HashDrbg, Instant};
 use peercollab_tests::agents::{
     APP, AgentNode, befriend, clean_network, invite_contact, register, request, target_of,
@@ -45,6 +45,19 @@ fn amplification_no_reply_before_authentication_is_larger_than_its_trigger() {
     let me = LocalIdentity::generate(&mut HashDrbg::from_u64(1), EndpointId(0));
     let mut b = Box::new(B::new(me.clone(), AgentConfig::with_policy(Policy::Anyone), [2; 32]));
     b.register_application(APP, "app", None).unwrap();
+    // First, to an agent at rest (no cookie would stand in for the answer):
+    // an XX initiation without its padding is shorter than the response it
+    // asks for, so it is not answered at all.
+    let mut buf = [0u8; MAX_DATAGRAM];
+    let now = Instant::from_millis(1000);
+    let mut e = [0u8; 32];
+    KeyPair::generate(&mut HashDrbg::from_u64(5)).public().clone_into(&mut e);
+    let unpadded = forge::xx_initiation(&e, 0, 40);
+    assert_eq!(
+        b.handle_datagram(now, addr(99), &unpadded),
+        Err(Dropped::Malformed(WireError::TooShort))
+    );
+    assert!(b.poll_transmit(now, &mut buf).is_none(), "no answer to an unpadded initiation");
     let stranger = LocalIdentity::generate(&mut HashDrbg::from_u64(3), EndpointId(0));
     let mut inputs: Vec<Vec<u8>> = Vec::new();
     let mut rng = HashDrbg::from_u64(4);
@@ -65,8 +78,6 @@ fn amplification_no_reply_before_authentication_is_larger_than_its_trigger() {
         }
     }
     let (mut bytes_in, mut bytes_out, mut replies) = (0, 0, 0);
-    let mut buf = [0u8; MAX_DATAGRAM];
-    let now = Instant::from_millis(1000);
     for (i, d) in inputs.iter().enumerate() {
         let _ = b.handle_datagram(now, addr(u32::try_from(i).unwrap()), d);
         bytes_in += d.len();
