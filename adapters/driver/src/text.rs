@@ -14,8 +14,17 @@ use bytes::{Bytes, BytesMut};
 /// It reads like a `&str` (it dereferences to one, compares with `str`,
 /// `&str` and `String`, and displays as the text); [`as_str`](Self::as_str)
 /// and `String::from` convert.
-#[derive(Clone, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, Default, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Text(Bytes);
+
+/// Hashes as the `str` it is, as [`Borrow<str>`] requires (`Bytes` hashes
+/// as a `[u8]`, with its length first), so a `HashMap<Text, _>` can be
+/// looked up by `&str`.
+impl std::hash::Hash for Text {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.as_str().hash(state);
+    }
+}
 
 impl Text {
     /// The empty text (no allocation).
@@ -215,6 +224,15 @@ mod tests {
         assert_eq!(String::from(t.clone()), "join me");
         assert!(Text::new().is_empty());
         assert_eq!(Text::from_static("x"), "x");
+    }
+
+    #[test]
+    fn a_map_keyed_by_text_is_found_by_str() {
+        let mut names = std::collections::HashMap::new();
+        names.insert(Text::from("alice"), 1);
+        assert_eq!(names.get("alice"), Some(&1));
+        let set: std::collections::BTreeSet<Text> = [Text::from("b"), Text::from("a")].into();
+        assert!(set.contains("a"));
     }
 
     #[test]
