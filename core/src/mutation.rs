@@ -1,7 +1,7 @@
 //! Defence switches for the mutation record: proof that each attack test
 //! can fail.
 //!
-//! Every defence of `spec/threat-model.md` §4 asks [`enabled`] before it
+//! Every defence of `spec/threat-model.md` §4 asks `enabled` before it
 //! acts. In every ordinary build that is a constant `true` and nothing can
 //! change it. Only a build with `RUSTFLAGS="--cfg peercollab_mutation"` —
 //! which `peercollab-mutation` (in `tests/`) makes, in a target directory
