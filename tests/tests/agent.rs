@@ -461,3 +461,47 @@ fn an_answer_refused_at_the_expiry_sends_the_expired_final_at_once() {
     settle(&mut net, 120);
     assert_eq!(net.node::<AgentNode>(a).responded(h), vec![Outcome::Expired]);
 }
+
+/// Six invitations with a message and data, each declined at once, one
+/// after the other within the 32 s an ended invitation lingers, to an
+/// agent with four body buffers: none is answered Busy for want of a
+/// buffer. The buffers of ended, declined invitations go back to the pool
+/// once it is empty (agent.md §1.7), and only then: while it has room, the
+/// declined invitations stay readable.
+///
+/// Code: `core/src/agent/mod.rs` `Agent::reclaim_bodies`, called from
+/// `touch`.
+#[test]
+fn declined_invitations_give_their_buffers_to_newer_ones_when_the_pool_runs_out() {
+    let (mut net, _, a, b) = two_agents(12, 10);
+    register(&mut net, b, APP);
+    net.node_mut::<AgentNode>(b).reaction = answer_after(0, Answer::Decline, "");
+    let buffers = net.node::<AgentNode>(b).agent.buffers_free();
+    assert_eq!(buffers, 4);
+    let start = net.now;
+    let mut handles = Vec::new();
+    for k in 1..=buffers + 2 {
+        handles.push(invite_endpoint(&mut net, a, b, &request(), InviteOptions::default()));
+        let deadline = net.now + Duration::from_secs(10);
+        net.run(1_000_000, deadline, |n| n.node::<AgentNode>(b).incoming_outcomes().len() == k)
+            .expect("no livelock");
+        if k == buffers - 1 {
+            let nb = net.node::<AgentNode>(b);
+            for &(id, _) in &nb.incoming_outcomes() {
+                assert_eq!(nb.agent.incoming(id).unwrap().message, "join me", "room: readable");
+            }
+        }
+    }
+    assert!(net.now < start + Duration::from_secs(32), "all within the lingering");
+    let nb = net.node::<AgentNode>(b);
+    let outcomes: Vec<Outcome> = nb.incoming_outcomes().iter().map(|&(_, o)| o).collect();
+    assert_eq!(outcomes, vec![Outcome::Declined; buffers + 2], "none Busy");
+    let (first, _) = nb.incoming_outcomes()[0];
+    assert_eq!(nb.agent.incoming(first).err(), Some(AgentError::NotPresented), "reclaimed");
+    settle(&mut net, 60);
+    let na = net.node::<AgentNode>(a);
+    for h in handles {
+        assert_eq!(na.responded(h), vec![Outcome::Declined]);
+    }
+    assert_eq!(net.node::<AgentNode>(b).agent.buffers_free(), buffers);
+}

@@ -1598,6 +1598,25 @@ impl<const C: usize, const A: usize, const I: usize, const B: usize, const R: us
             .count()
     }
 
+    /// Gives back the body buffers of presented incoming invitations that
+    /// ended other than Accepted (they linger only to answer duplicates).
+    /// Called after every input and command whenever the pool is empty, so
+    /// that a newer invitation never finds it empty for their sake, while
+    /// an ended invitation's message and data stay readable as long as the
+    /// pool has room (§1.7). (A scan of the slots, only while the pool is
+    /// empty.)
+    fn reclaim_bodies(&mut self) {
+        for leg in self.legs.values_mut() {
+            if let LegRole::Incoming(inc) = &leg.role
+                && inc.presented
+                && leg.invitation.outcome().is_some_and(|o| o != Outcome::Accepted)
+                && let Some(body) = leg.invitation.take_body()
+            {
+                body.release(&mut self.pool);
+            }
+        }
+    }
+
     /// Drops an unconfirmed incoming leg without a word: it was never
     /// presented, and its initiator (if real) retransmits.
     fn evict(&mut self, key: Key) {
@@ -1917,6 +1936,9 @@ impl<const C: usize, const A: usize, const I: usize, const B: usize, const R: us
             let _ = self.tx_ready.push_back(slot);
         }
         self.settle(now, slot);
+        if self.pool.free() == 0 {
+            self.reclaim_bodies();
+        }
     }
 
     /// Takes in a leg's events and identity, re-arms its deadline and frees

@@ -151,6 +151,11 @@ impl<T, const N: usize> Slab<T, N> {
         })
     }
 
+    /// Every entry, mutably, in slot order.
+    pub(crate) fn values_mut(&mut self) -> impl Iterator<Item = &mut T> {
+        self.slots.iter_mut().filter_map(|s| s.value.as_mut())
+    }
+
     /// Sets a vacant slot's generation (tests of the wrap rule).
     #[cfg(test)]
     pub(crate) fn set_generation(&mut self, index: usize, generation: u32) {
