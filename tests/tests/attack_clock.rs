@@ -12,12 +12,15 @@
 //! the harness checks that the agent's next deadline is `None` or later
 //! than the latest `now` it was given (agent.md §2.4).
 
-use peercollab_core::agent::{AgentConfig, AgentError, Dropped, IncomingId, InviteOptions, Target};
+use peercollab_core::agent::{
+    AgentConfig, AgentError, Dropped, Handle, IncomingId, InviteOptions, Target,
+};
 use peercollab_core::invite::{
     Answer, CancelEffect, CancelReason, DELIVERY_TIMEOUT, EXPIRY_GRACE, FINAL_TIMEOUT, InviteError,
     LIVENESS_TIMEOUT, MAX_EXPIRY_ON_WIRE, Outcome,
 };
 use peercollab_core::{Duration, Instant, session};
+use peercollab_tests::NodeId;
 use peercollab_tests::TraceEntry;
 use peercollab_tests::agents::{answer_after, request};
 use peercollab_tests::attack_support::{
@@ -97,6 +100,30 @@ fn far_future() -> Instant {
 /// Defence: the handshake's relative give-up (`core/src/session.rs`
 /// `Session::handle_timeout`, `HANDSHAKE_TIMEOUT` from the session's start;
 /// the responder's `Unconfirmed`) and the inviter's delivery give-up
+
+/// A pair (network seeded `seed`, clocks agreeing) where B accepts 1 s
+/// after it presents and the first Final is lost: A's handle, B's incoming
+/// id and when B presented.
+fn accepted_after_a_second_first_final_lost(
+    seed: u64,
+) -> (Mitm, NodeId, NodeId, Handle, IncomingId, Instant) {
+    let (mut m, a, b) = pair(seed, [0, 0]);
+    agent_mut(&mut m.net, b).reaction = answer_after(1, Answer::Accept, "");
+    let mut finals = 0;
+    m.script(move |c| {
+        if msg(c, a) == Msg::Final {
+            finals += 1;
+            if finals == 1 {
+                return vec![];
+            }
+        }
+        vec![Action::Forward]
+    });
+    let h = invite(&mut m, a, b, InviteOptions::default());
+    let (incoming, presented) = until_presented(&mut m, b);
+    (m, a, b, h, incoming, presented)
+}
+
 /// (`core/src/invite/mod.rs` `arm_inviter_give_up`, `DELIVERY_TIMEOUT`).
 #[test]
 fn clock_jump_forward_before_the_handshake_completes_ends_it_unreachable_and_presents_nothing() {
@@ -315,20 +342,7 @@ fn clock_jump_of_the_invitee_before_the_ack_arrives_leaves_the_inviter_accepted_
 /// unacknowledged Final), `core/src/invite/table.rs`.
 #[test]
 fn clock_jump_of_the_inviter_while_the_accept_is_retransmitted_ends_both_without_accepting() {
-    let (mut m, a, b) = pair(7, [0, 0]);
-    agent_mut(&mut m.net, b).reaction = answer_after(1, Answer::Accept, "");
-    let mut finals = 0;
-    m.script(move |c| {
-        if msg(c, a) == Msg::Final {
-            finals += 1;
-            if finals == 1 {
-                return vec![];
-            }
-        }
-        vec![Action::Forward]
-    });
-    let h = invite(&mut m, a, b, InviteOptions::default());
-    let (incoming, presented) = until_presented(&mut m, b);
+    let (mut m, a, b, h, incoming, presented) = accepted_after_a_second_first_final_lost(7);
     run_to(&mut m, presented + secs(1) + MS(100));
     skewed_mut(&mut m.net, a).jump(3 * HOUR_MS);
     let jumped = local_now(&m.net, a);
@@ -465,20 +479,7 @@ fn clock_set_back_an_hour_while_ringing_never_extends_the_invitation_nor_revives
 /// retransmission timer (`RETRANSMIT_INITIAL`, `Invitation::back_off`).
 #[test]
 fn clock_going_backwards_while_the_accept_is_retransmitted_neither_repeats_nor_delays_it() {
-    let (mut m, a, b) = pair(12, [0, 0]);
-    agent_mut(&mut m.net, b).reaction = answer_after(1, Answer::Accept, "");
-    let mut finals = 0;
-    m.script(move |c| {
-        if msg(c, a) == Msg::Final {
-            finals += 1;
-            if finals == 1 {
-                return vec![];
-            }
-        }
-        vec![Action::Forward]
-    });
-    let h = invite(&mut m, a, b, InviteOptions::default());
-    let (incoming, presented) = until_presented(&mut m, b);
+    let (mut m, a, b, h, incoming, presented) = accepted_after_a_second_first_final_lost(12);
     let t = presented + secs(1);
     run_to(&mut m, t + MS(100));
     assert_eq!(sent_of(&m, Msg::Final).len(), 1, "the Accept is out, and lost");
