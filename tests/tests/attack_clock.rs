@@ -86,21 +86,6 @@ fn far_future() -> Instant {
     Instant::from_millis(u64::MAX - 3_600_000)
 }
 
-// ----- before the handshake -----------------------------------------------
-
-/// A invites, and before the handshake completes one clock jumps 3 h ahead
-/// or to an hour before `Instant::MAX`. The handshake's give-ups are counted
-/// from its start, so the jumped agent's first timeout ends it. A jumped:
-/// it reports Unreachable at once (at the jumped time). B jumped, its
-/// response on the way: its unconfirmed session gives up before the Invite
-/// arrives, and A, whose Invite is never acknowledged, ends Unreachable
-/// `DELIVERY_TIMEOUT` after its handshake completed. Either way B presents
-/// nothing and reports nothing.
-///
-/// Defence: the handshake's relative give-up (`core/src/session.rs`
-/// `Session::handle_timeout`, `HANDSHAKE_TIMEOUT` from the session's start;
-/// the responder's `Unconfirmed`) and the inviter's delivery give-up
-
 /// A pair (network seeded `seed`, clocks agreeing) where B accepts 1 s
 /// after it presents and the first Final is lost: A's handle, B's incoming
 /// id and when B presented.
@@ -124,6 +109,20 @@ fn accepted_after_a_second_first_final_lost(
     (m, a, b, h, incoming, presented)
 }
 
+// ----- before the handshake -----------------------------------------------
+
+/// A invites, and before the handshake completes one clock jumps 3 h ahead
+/// or to an hour before `Instant::MAX`. The handshake's give-ups are counted
+/// from its start, so the jumped agent's first timeout ends it. A jumped:
+/// it reports Unreachable at once (at the jumped time). B jumped, its
+/// response on the way: its unconfirmed session gives up before the Invite
+/// arrives, and A, whose Invite is never acknowledged, ends Unreachable
+/// `DELIVERY_TIMEOUT` after its handshake completed. Either way B presents
+/// nothing and reports nothing.
+///
+/// Defence: the handshake's relative give-up (`core/src/session.rs`
+/// `Session::handle_timeout`, `HANDSHAKE_TIMEOUT` from the session's start;
+/// the responder's `Unconfirmed`) and the inviter's delivery give-up
 /// (`core/src/invite/mod.rs` `arm_inviter_give_up`, `DELIVERY_TIMEOUT`).
 #[test]
 fn clock_jump_forward_before_the_handshake_completes_ends_it_unreachable_and_presents_nothing() {
