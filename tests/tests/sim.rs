@@ -381,3 +381,36 @@ fn an_invitation_expiring_while_it_still_arrives_may_send_its_final() {
     };
     assert_clean(&run(SimConfig::new(3, 5, 6, faults)));
 }
+
+/// Found by the `sim` fuzz target (`fuzz/regressions/sim/`): an endpoint
+/// invitation whose first fragment to arrive was a copy held back 18 s.
+/// The invitee counts the expiry from its arrival and the time remaining
+/// it carried when sent, so its expiry — and the Final(Expired) it then
+/// retransmits for `FINAL_TIMEOUT` — ends later than the inviter's by that
+/// transit. The checker allows for the longest transit from the inviter
+/// (`tests/SIMULATION.md` §6); before, it reported a transmission after the
+/// end. Extreme faults: 30 % loss, 31 % duplication, 49 % reordering,
+/// 39 % corruption, 28 % replays, two crashes, two vanishing endpoints.
+#[test]
+fn a_fragment_held_back_makes_the_invitees_expiry_later_and_its_final_is_allowed() {
+    let faults = FaultMix {
+        latency_ms: 705,
+        jitter_ms: 813,
+        loss_ppm: 297_733,
+        burst_enter_ppm: 240_561,
+        burst_leave_ppm: 5,
+        burst_loss_ppm: 0,
+        duplicate_ppm: 314_197,
+        reorder_ppm: 493_180,
+        corrupt_ppm: 388_804,
+        replay_ppm: 284_017,
+        clock_ppm: 3_105,
+        partitions: 0,
+        partition_secs: 60,
+        crashes: 2,
+        vanish: 2,
+        outages: Vec::new(),
+    };
+    let report = run(SimConfig::new(6_845_471_476_552_827_498, 3, 6, faults));
+    assert_clean(&report);
+}

@@ -91,8 +91,15 @@ struct Pair {
     last_heard: Option<Instant>,
     /// The invitee side of an invitation sent by this peer may answer it
     /// before presenting it (a refusal, or Expired while it is still
-    /// arriving) and retransmit that Final until this time.
+    /// arriving) and retransmit that Final until this time, plus
+    /// `max_transit`.
     unpresented_until: Option<Instant>,
+    /// The longest any datagram from this peer took to arrive. An invitee
+    /// counts an invitation's expiry from a fragment's arrival and the time
+    /// remaining it carries, as of its sending: a fragment that took long
+    /// (held back, or a late copy of one that was lost) makes its expiry
+    /// later than the inviter's by as much.
+    max_transit: Duration,
 }
 
 fn short(o: &Outcome) -> String {
@@ -373,9 +380,12 @@ impl Checker {
         Ok(())
     }
 
-    /// `node` took in a datagram from `from` at local time `at`.
-    pub fn heard(&mut self, node: NodeId, from: SocketAddr, at: Instant) {
-        self.pair(node, from).last_heard = Some(at);
+    /// `node` took in a datagram from `from` at local time `at`, `transit`
+    /// after it was sent.
+    pub fn heard(&mut self, node: NodeId, from: SocketAddr, at: Instant, transit: Duration) {
+        let p = self.pair(node, from);
+        p.last_heard = Some(at);
+        p.max_transit = p.max_transit.max(transit);
     }
 
     /// `node` transmitted to `to` at local time `at`, on its own timer
@@ -403,7 +413,7 @@ impl Checker {
         if p.open > 0
             || within(p.last_end, CANCEL_TIMEOUT)
             || within(p.last_heard, FINAL_TIMEOUT)
-            || p.unpresented_until.is_some_and(|t| at <= t)
+            || p.unpresented_until.is_some_and(|t| at <= t + p.max_transit)
         {
             return Ok(());
         }

@@ -252,8 +252,10 @@ enum Copy_ {
     Corrupted,
 }
 
+/// The scheduled events. `Deliver`'s `sent` is the (global) time the
+/// datagram left its sender.
 enum Ev {
-    Deliver { from: NodeId, to: NodeId, bytes: Vec<u8>, copy: Copy_ },
+    Deliver { from: NodeId, to: NodeId, bytes: Vec<u8>, copy: Copy_, sent: Instant },
     Timer { node: NodeId, token: u64 },
     Invite(u32),
     Answer { node: NodeId, incarnation: u32, incoming: IncomingId, answer: Answer },
@@ -725,7 +727,9 @@ impl Sim {
 
     fn handle(&mut self, ev: Ev) -> Result<(), Violation> {
         match ev {
-            Ev::Deliver { from, to, bytes, copy } => self.deliver(from, to, &bytes, copy),
+            Ev::Deliver { from, to, bytes, copy, sent } => {
+                self.deliver(from, to, &bytes, copy, self.now.saturating_duration_since(sent))
+            }
             Ev::Timer { node, .. } => {
                 self.peers[node].timer = None;
                 if self.peers[node].life != Life::Up {
@@ -853,6 +857,7 @@ impl Sim {
         to: NodeId,
         bytes: &[u8],
         copy: Copy_,
+        transit: Duration,
     ) -> Result<(), Violation> {
         if self.peers[to].life != Life::Up {
             self.counters.lost += 1;
@@ -884,7 +889,7 @@ impl Sim {
         }
         let from_addr = self.book.address(from);
         let local = self.nodes[to].clock.local(self.now);
-        self.checker.heard(to, from_addr, local);
+        self.checker.heard(to, from_addr, local, transit);
         self.after_touch(to, Some(from_addr))?;
         // Everything the node reported while taking it in (and draining
         // what it caused) came from this datagram.
@@ -1305,7 +1310,8 @@ impl Sim {
         }
         self.counters.duplicated += deliveries.len() as u64 - 1;
         for (delay, copy, kind) in deliveries {
-            self.push(self.now + delay, Ev::Deliver { from, to, bytes: copy, copy: kind });
+            let sent = self.now;
+            self.push(self.now + delay, Ev::Deliver { from, to, bytes: copy, copy: kind, sent });
         }
     }
 
