@@ -693,6 +693,23 @@ pub mod forge {
     }
 }
 
+/// A and B (agents seeded `agent_seed` and the next) on a clean network
+/// seeded `seed`, each the other's trusted contact, B running
+/// [`APP`](crate::agents::APP), and the attacker between them.
+#[must_use]
+pub fn trusted_pair(seed: u64, agent_seed: u64) -> (Mitm, NodeId, NodeId) {
+    use crate::agents::{APP, befriend, clean_network, register};
+    use peercollab_core::agent::Trust;
+    let (mut net, _, ids) = clean_network(seed, 2, agent_seed);
+    let (a, b) = (ids[0], ids[1]);
+    befriend(&mut net, a, b, Trust::Trusted);
+    befriend(&mut net, b, a, Trust::Trusted);
+    register(&mut net, b, APP);
+    let mut m = Mitm::new(net);
+    m.intercept(a, b);
+    (m, a, b)
+}
+
 /// Adds a [`Sink`] to `net` at its default address in `book`: the
 /// attacker's own address, where answers to it arrive.
 pub fn add_sink(net: &mut Network, book: &crate::agents::AddressBook) -> NodeId {

@@ -3,7 +3,7 @@
 //! desync (garbage that would move receive state), low-order X25519 points
 //! and weak ed25519 keys.
 
-use peercollab_core::agent::{Agent, AgentConfig, Dropped, Handle, InviteOptions, Policy, Trust};
+use peercollab_core::agent::{Agent, AgentConfig, Dropped, Handle, InviteOptions, Policy};
 use peercollab_core::identity::{Certificate, EndpointId, IdentityKey, LocalIdentity};
 use peercollab_core::invite::Outcome;
 use peercollab_core::noise::KeyPair;
@@ -11,11 +11,10 @@ use peercollab_core::session;
 use peercollab_core::wire::{FrameType, MAX_DATAGRAM, Mode, WireError};
 use peercollab_core::{Duration, HashDrbg, Instant};
 use peercollab_tests::agents::{
-    APP, AgentNode, befriend, clean_network, invite_contact, invite_endpoint, register, request,
-    target_of,
+    APP, AgentNode, invite_contact, invite_endpoint, request, target_of,
 };
 use peercollab_tests::mitm::{
-    Action, Mitm, cleartext_header_len, flip_bit, forge, splice, truncate,
+    Action, Mitm, cleartext_header_len, flip_bit, forge, splice, truncate, trusted_pair,
 };
 use peercollab_tests::{Network, NodeId};
 
@@ -23,15 +22,10 @@ fn node(net: &Network, id: NodeId) -> &AgentNode {
     net.node::<AgentNode>(id)
 }
 
+/// A and B, each the other's trusted contact; B runs the app; the attacker
+/// sits between them.
 fn friends(seed: u64) -> (Mitm, NodeId, NodeId) {
-    let (mut net, _, ids) = clean_network(seed, 2, 70);
-    let (a, b) = (ids[0], ids[1]);
-    befriend(&mut net, a, b, Trust::Trusted);
-    befriend(&mut net, b, a, Trust::Trusted);
-    register(&mut net, b, APP);
-    let mut m = Mitm::new(net);
-    m.intercept(a, b);
-    (m, a, b)
+    trusted_pair(seed, 70)
 }
 
 fn start(m: &mut Mitm, a: NodeId, b: NodeId, mode: Mode) -> Handle {

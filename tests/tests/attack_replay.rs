@@ -9,10 +9,9 @@ use peercollab_core::session;
 use peercollab_core::wire::FrameType;
 use peercollab_core::{Duration, Instant};
 use peercollab_tests::agents::{
-    APP, AgentNode, answer_after, befriend, clean_network, invite_contact, register, request,
-    target_of,
+    APP, AgentNode, answer_after, befriend, invite_contact, register, request, target_of,
 };
-use peercollab_tests::mitm::{Captured, Mitm, set_u32};
+use peercollab_tests::mitm::{Captured, Mitm, set_u32, trusted_pair};
 use peercollab_tests::party::Reaction;
 use peercollab_tests::{Network, NodeId};
 
@@ -20,17 +19,10 @@ fn node(net: &Network, id: NodeId) -> &AgentNode {
     net.node::<AgentNode>(id)
 }
 
-/// A and B, each the other's trusted contact; B runs [`APP`]; the attacker
+/// A and B, each the other's trusted contact; B runs the app; the attacker
 /// sits between them.
 fn friends(seed: u64) -> (Mitm, NodeId, NodeId) {
-    let (mut net, _, ids) = clean_network(seed, 2, 60);
-    let (a, b) = (ids[0], ids[1]);
-    befriend(&mut net, a, b, Trust::Trusted);
-    befriend(&mut net, b, a, Trust::Trusted);
-    register(&mut net, b, APP);
-    let mut m = Mitm::new(net);
-    m.intercept(a, b);
-    (m, a, b)
+    trusted_pair(seed, 60)
 }
 
 fn invite(m: &mut Mitm, a: NodeId, b: NodeId) -> Handle {
