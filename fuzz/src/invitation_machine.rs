@@ -63,8 +63,11 @@
 //!   the invitee reports `Invited` and only the inviter `Ringing`, each at
 //!   most once; the inviter reports `Ringing` only after the invitee
 //!   reported `Invited`; a presented invitation's message and data are the
-//!   offer's; the screen is asked at most once, about Alice and the offered
-//!   application;
+//!   offer's; the screen is asked at most once on the first fragment and
+//!   at most once more when the body is complete (`confirm`), about Alice
+//!   and the offered application; an invitation is presented only if
+//!   `confirm` said Present (the verdict can change in between:
+//!   [`Op::Screen`]);
 //! - if the invitee ended `Accepted`, the inviter ended `Accepted`; the
 //!   inviter ends `Accepted` only if the invitee's user accepted;
 //! - if both ended and neither is `Unreachable`, the outcomes are equal
@@ -598,19 +601,38 @@ fn accepted_session(datagram: &[u8], now: Instant) -> Option<(Session, HashDrbg)
 // ---------------------------------------------------------------------------
 // The run.
 
-/// The invitee's screen: the verdict the input chose, checked and counted.
+/// The invitee's screen: the verdict the input chose (at the time it is
+/// asked), checked and counted.
 struct FuzzScreen {
     verdict: Verdict,
-    calls: usize,
+    screened: usize,
+    confirmed: usize,
+    /// `confirm` said Present.
+    confirmed_present: bool,
+}
+
+impl FuzzScreen {
+    fn check(&self, peer: &Certificate, app: AppId, id: InviteId) {
+        assert_eq!(id, INVITE_ID, "screened another invitation");
+        assert_eq!(*peer.identity(), cast().alice.identity(), "screened another peer");
+        assert_eq!(app, APP_ID, "screened another application");
+    }
 }
 
 impl Screen for FuzzScreen {
     fn screen(&mut self, peer: &Certificate, app: AppId, id: InviteId) -> Admission {
-        self.calls += 1;
-        assert_eq!(id, INVITE_ID, "screened another invitation");
-        assert_eq!(self.calls, 1, "an invitation was screened twice");
-        assert_eq!(*peer.identity(), cast().alice.identity(), "screened another peer");
-        assert_eq!(app, APP_ID, "screened another application");
+        self.screened += 1;
+        assert_eq!(self.screened, 1, "an invitation was screened twice");
+        self.check(peer, app, id);
+        self.verdict.admission()
+    }
+
+    fn confirm(&mut self, peer: &Certificate, app: AppId, id: InviteId) -> Admission {
+        self.confirmed += 1;
+        assert_eq!(self.screened, 1, "confirmed before it was screened");
+        assert_eq!(self.confirmed, 1, "an invitation was confirmed twice");
+        self.check(peer, app, id);
+        self.confirmed_present = self.verdict == Verdict::Present;
         self.verdict.admission()
     }
 }
@@ -744,7 +766,12 @@ impl World {
             now,
             alice,
             bob,
-            screen: FuzzScreen { verdict: Verdict::Present, calls: 0 },
+            screen: FuzzScreen {
+                verdict: Verdict::Present,
+                screened: 0,
+                confirmed: 0,
+                confirmed_present: false,
+            },
             hogged,
             in_flight: InFlight::default(),
             user_accepted: false,
@@ -781,6 +808,7 @@ impl World {
                     assert_eq!(inv.data(&*p.pool), Some(&data[..]), "forged data");
                     assert_eq!(inv.app_id(), APP_ID);
                     assert_eq!(inv.id(), INVITE_ID);
+                    assert!(self.screen.confirmed_present, "presented unconfirmed");
                 }
                 (Side::Inviter, InvitationEvent::Ringing) => {}
                 (_, e) => panic!("{side:?} reported {e:?}"),

@@ -5,7 +5,7 @@
 
 use peercollab_core::agent::{
     AgentConfig, AgentError, ContactId, ContactUpdate, Dropped, Event, Handle, InvitationRequest,
-    InviteOptions, Status, Target, Trust,
+    InviteOptions, Policy, Status, Target, Trust,
 };
 use peercollab_core::card::ContactCard;
 use peercollab_core::identity::{EndpointId, IdentitySecret, LocalIdentity};
@@ -504,4 +504,68 @@ fn declined_invitations_give_their_buffers_to_newer_ones_when_the_pool_runs_out(
         assert_eq!(na.responded(h), vec![Outcome::Declined]);
     }
     assert_eq!(net.node::<AgentNode>(b).agent.buffers_free(), buffers);
+}
+
+/// What B changes while the fragments of A's endpoint invitation arrive.
+#[derive(Clone, Copy, Debug)]
+enum ChangeMidway {
+    Nothing,
+    UnregisterTheApplication,
+    PolicyNobody,
+    RemoveTrustedInviterUnderTrustedOnly,
+}
+
+/// An invitation is screened again when its body is complete, before it is
+/// presented (agent.md §4.2): a registration, policy or contact changed
+/// while its fragments arrived applies to it. B holds the first fragment
+/// of a 16 KiB invitation (one body buffer taken) when it changes; the
+/// invitation is then refused with the Final that change calls for,
+/// nothing is presented, the buffer goes back. Without a change it is
+/// presented, so the window is real.
+///
+/// Found by the `agent_ops` fuzz target
+/// (`fuzz/regressions/agent_ops/presented_for_an_unregistered_app`). Code:
+/// `core/src/invite/mod.rs` `Screen::confirm`, called when the body is
+/// complete; the agent's `Screening::admits`.
+#[test]
+fn a_change_while_the_fragments_arrive_applies_before_the_invitation_is_presented() {
+    for (change, expected) in [
+        (ChangeMidway::Nothing, Outcome::Accepted),
+        (ChangeMidway::UnregisterTheApplication, Outcome::NotRegistered),
+        (ChangeMidway::PolicyNobody, Outcome::NotAccepted),
+        (ChangeMidway::RemoveTrustedInviterUnderTrustedOnly, Outcome::NotAccepted),
+    ] {
+        let (mut net, _, a, b) = two_agents(14, 10);
+        net.faults.jitter_ms = 20; // fragments arrive one by one
+        register(&mut net, b, APP);
+        let a_at_b = befriend(&mut net, b, a, Trust::Trusted);
+        net.node_mut::<AgentNode>(b).agent.set_policy(Policy::TrustedOnly);
+        net.node_mut::<AgentNode>(b).reaction = answer_after(0, Answer::Accept, "");
+        let data = vec![7u8; 16 * 1024];
+        let invitation = InvitationRequest { app_id: APP, message: "join me", data: &data };
+        let h = invite_endpoint(&mut net, a, b, &invitation, InviteOptions::default());
+        let buffers = net.node::<AgentNode>(b).agent.buffers_free();
+        net.run(1_000_000, Instant::MAX, |n| n.node::<AgentNode>(b).agent.buffers_free() < buffers)
+            .expect("the first fragment arrives");
+        let now = net.now;
+        let nb = net.node_mut::<AgentNode>(b);
+        assert_eq!(nb.invited(), 0, "{change:?}: not presented before the rest arrives");
+        match change {
+            ChangeMidway::Nothing => {}
+            ChangeMidway::UnregisterTheApplication => nb.agent.unregister_application(APP).unwrap(),
+            ChangeMidway::PolicyNobody => nb.agent.set_policy(Policy::Nobody),
+            ChangeMidway::RemoveTrustedInviterUnderTrustedOnly => {
+                nb.agent.remove_contact(now, a_at_b).unwrap();
+            }
+        }
+        settle(&mut net, 120);
+        assert_eq!(net.node::<AgentNode>(a).responded(h), vec![expected], "{change:?}");
+        let nb = net.node::<AgentNode>(b);
+        let presented = usize::from(expected == Outcome::Accepted);
+        assert_eq!(nb.invited(), presented, "{change:?}");
+        assert_eq!(nb.incoming_outcomes().len(), presented, "{change:?}: no event unpresented");
+        if presented == 0 {
+            assert_eq!(nb.agent.buffers_free(), buffers, "{change:?}: the buffer is back");
+        }
+    }
 }

@@ -508,6 +508,40 @@ fn an_unregistered_application_and_an_unaccepted_peer_are_answered_without_prese
     }
 }
 
+/// The screen is asked twice (invitation.md §3): when the first fragment
+/// arrives and when the body is complete. A screen that admits the first
+/// fragment and refuses the complete body (its application unregistered,
+/// its policy changed meanwhile) refuses the invitation with that verdict's
+/// Final: nothing is presented, both sides end with that outcome, and the
+/// invitee's buffer goes back to its pool.
+#[test]
+fn a_verdict_changed_before_the_body_is_complete_refuses_it_unpresented() {
+    for (admission, outcome) in [
+        (Admission::Present, Outcome::Accepted),
+        (Admission::NotRegistered, Outcome::NotRegistered),
+        (Admission::NotAccepted, Outcome::NotAccepted),
+        (Admission::Busy { retry_after: secs(7) }, Outcome::Busy { retry_after: secs(7) }),
+    ] {
+        let (mut net, a, b) = pair(22, Faults::clean(20), 2);
+        let mut calls = 0;
+        net.node_mut::<Party>(b).screen = Box::new(move |_, _| {
+            calls += 1;
+            assert!(calls <= 2, "asked at most twice");
+            if calls == 1 { Admission::Present } else { admission }
+        });
+        let offer = OfferSpec { data: body(4000, 5), ..OfferSpec::simple(APP) };
+        invite(&mut net, a, b, &offer);
+        settle(&mut net);
+        assert_both(&net, a, b, outcome);
+        let presented = usize::from(outcome == Outcome::Accepted);
+        assert_eq!(slot(&net, b, 0).count(InvitationEvent::Invited), presented, "{admission:?}");
+        if presented == 0 {
+            assert_eq!(slot(&net, a, 0).count(InvitationEvent::Ringing), 0, "{admission:?}");
+        }
+        assert_eq!(net.node::<Party>(b).pool.free(), 2, "{admission:?}: the buffer is back");
+    }
+}
+
 #[test]
 fn an_invitee_that_falls_silent_leaves_the_inviter_unreachable_after_the_liveness_timeout() {
     let (mut net, a, b) = pair(23, Faults::clean(20), 2);

@@ -498,15 +498,23 @@ struct Screening<'a, const C: usize, const A: usize, const R: usize> {
     remember_for: Duration,
 }
 
-impl<const C: usize, const A: usize, const R: usize> Screen for Screening<'_, C, A, R> {
-    fn screen(&mut self, peer: &Certificate, app: AppId, id: InviteId) -> Admission {
+impl<const C: usize, const A: usize, const R: usize> Screening<'_, C, A, R> {
+    /// Checks 1 to 3 of agent.md §4.2 as things are now: revocation, the
+    /// policy in force for `app`, its registration.
+    fn admits(&self, peer: &Certificate, app: AppId) -> Admission {
         let (sender, _, check) = classify(self.local, self.contacts, peer);
         if check == CertCheck::Revoked && enabled(Defence::Revocation) {
             return Admission::NotAccepted;
         }
         let registered = self.apps.iter().find(|a| a.id == app);
         let effective = registered.and_then(|a| a.policy).unwrap_or(self.policy);
-        let verdict = policy::screen(sender, effective, registered.is_some());
+        policy::screen(sender, effective, registered.is_some())
+    }
+}
+
+impl<const C: usize, const A: usize, const R: usize> Screen for Screening<'_, C, A, R> {
+    fn screen(&mut self, peer: &Certificate, app: AppId, id: InviteId) -> Admission {
+        let verdict = self.admits(peer, app);
         if verdict != Admission::Present {
             return verdict;
         }
@@ -524,6 +532,10 @@ impl<const C: usize, const A: usize, const R: usize> Screen for Screening<'_, C,
                 Admission::Busy { retry_after: free_at.saturating_duration_since(now) }
             }
         }
+    }
+
+    fn confirm(&mut self, peer: &Certificate, app: AppId, _id: InviteId) -> Admission {
+        self.admits(peer, app)
     }
 }
 
@@ -887,7 +899,9 @@ impl<const C: usize, const A: usize, const I: usize, const B: usize, const R: us
     }
 
     /// Unregisters an application. Invitations to it already presented are
-    /// unaffected; later ones are answered NotRegistered.
+    /// unaffected; later ones, and those whose fragments are still
+    /// arriving, are answered NotRegistered (an invitation is screened
+    /// again just before it is presented).
     pub fn unregister_application(&mut self, id: AppId) -> Result<(), AgentError> {
         let at = self.apps.iter().position(|a| a.id == id).ok_or(AgentError::UnknownApplication)?;
         self.apps.remove(at);
@@ -1014,8 +1028,9 @@ impl<const C: usize, const A: usize, const I: usize, const B: usize, const R: us
 
     /// Removes a contact (Windows' `PeerCollabDeleteContact`). Outgoing
     /// invitations to it are cancelled (outcome Cancelled by user); incoming
-    /// invitations from it go on, as from a stranger already admitted —
-    /// their `contact` becomes `None`. Its id never names a contact again.
+    /// invitations from it go on, as from a stranger — their `contact`
+    /// becomes `None`, and one not yet presented is presented only if the
+    /// policy accepts strangers. Its id never names a contact again.
     pub fn remove_contact(&mut self, now: Instant, id: ContactId) -> Result<(), AgentError> {
         self.contacts.get(id.0).ok_or(AgentError::UnknownContact)?;
         let now = self.clock(now);
@@ -2292,6 +2307,9 @@ mod tests {
         let id = |b| InviteId([b; 16]);
         assert_eq!(screening.screen(&peer, app, id(1)), Admission::Present);
         assert_eq!(screening.screen(&peer, app, id(1)), Admission::Duplicate);
+        // Confirming a complete invitation neither refuses its own id nor
+        // takes room in the table (id 3 below still finds it full at two).
+        assert_eq!(screening.confirm(&peer, app, id(1)), Admission::Present);
         assert_eq!(screening.screen(&peer, app, id(2)), Admission::Present);
         assert_eq!(
             screening.screen(&peer, app, id(3)),

@@ -244,14 +244,45 @@ pub enum Admission {
 /// Decides whether an arriving invitation is presented. The agent screens
 /// by its application registrations, trust policy and the ids it has seen;
 /// a closure of the peer and application does too.
+///
+/// An invitation is asked about twice: [`screen`](Self::screen) when its
+/// first fragment arrives (a refusal then costs no buffer and no waiting
+/// for the rest), and [`confirm`](Self::confirm) when its body is complete,
+/// just before it is presented, so that a registration, trust or policy
+/// changed while the fragments arrived applies to it.
 pub trait Screen {
-    /// The verdict for invitation `id` to `app` from `peer`.
+    /// The verdict for invitation `id` to `app` from `peer`, on its first
+    /// fragment.
     fn screen(&mut self, peer: &Certificate, app: AppId, id: InviteId) -> Admission;
+
+    /// The verdict for invitation `id`, which `screen` admitted, now that
+    /// it is complete. It must not count `id` as seen again: `screen` did.
+    fn confirm(&mut self, peer: &Certificate, app: AppId, id: InviteId) -> Admission;
 }
 
 impl<F: FnMut(&Certificate, AppId) -> Admission> Screen for F {
     fn screen(&mut self, peer: &Certificate, app: AppId, _id: InviteId) -> Admission {
         self(peer, app)
+    }
+
+    fn confirm(&mut self, peer: &Certificate, app: AppId, _id: InviteId) -> Admission {
+        self(peer, app)
+    }
+}
+
+impl Admission {
+    /// The Final code and wait that refuse an invitation with this verdict,
+    /// or `None` to present it.
+    fn refusal(self) -> Option<(FinalCode, Duration)> {
+        match self {
+            Admission::Present => None,
+            Admission::NotRegistered => Some((FinalCode::NotRegistered, Duration::ZERO)),
+            Admission::NotAccepted => Some((FinalCode::NotAccepted, Duration::ZERO)),
+            Admission::Duplicate => Some((FinalCode::Invalid, Duration::ZERO)),
+            Admission::Busy { retry_after } => {
+                Some((FinalCode::Busy, retry_after.min(MAX_EXPIRY_ON_WIRE)))
+            }
+        }
     }
 }
 
@@ -813,7 +844,7 @@ impl Invitation {
         };
         self.invitee_step(now, event, &input, pool)?;
         // A fragment that completes the body: present it, or refuse it if
-        // the message is not valid text.
+        // the message is not valid text or the screen no longer admits it.
         if event == InviteeEvent::Fragment
             && self.state == State::Invitee(InviteeState::Receiving)
             && self.held == self.all_fragments()
@@ -828,7 +859,14 @@ impl Invitation {
                 // Complete, but too late to present: it expires instead.
                 (InviteeEvent::ExpiryTimer, Input::default())
             } else if valid {
-                (InviteeEvent::Reassembled, Input::default())
+                let peer = self.session.peer().ok_or(Dropped::Unexpected)?;
+                match screen.confirm(peer, self.app_id, self.id).refusal() {
+                    None => (InviteeEvent::Reassembled, Input::default()),
+                    Some((code, retry)) => (
+                        InviteeEvent::Refused,
+                        Input { final_: Some((code, retry, "")), ..Input::default() },
+                    ),
+                }
             } else {
                 let refusal = Input {
                     final_: Some((FinalCode::Invalid, Duration::ZERO, "")),
@@ -857,13 +895,7 @@ impl Invitation {
                     Admission::Present if body_len > 0 && pool.free() == 0 => {
                         Some((FinalCode::Busy, POOL_BUSY_RETRY_AFTER))
                     }
-                    Admission::Present => None,
-                    Admission::NotRegistered => Some((FinalCode::NotRegistered, Duration::ZERO)),
-                    Admission::NotAccepted => Some((FinalCode::NotAccepted, Duration::ZERO)),
-                    Admission::Duplicate => Some((FinalCode::Invalid, Duration::ZERO)),
-                    Admission::Busy { retry_after } => {
-                        Some((FinalCode::Busy, retry_after.min(MAX_EXPIRY_ON_WIRE)))
-                    }
+                    admission => admission.refusal(),
                 };
                 Ok(match refusal {
                     Some((code, retry)) => {
