@@ -859,8 +859,13 @@ impl Invitation {
                 // Complete, but too late to present: it expires instead.
                 (InviteeEvent::ExpiryTimer, Input::default())
             } else if valid {
-                let peer = self.session.peer().ok_or(Dropped::Unexpected)?;
-                match screen.confirm(peer, self.app_id, self.id).refusal() {
+                // The peer is known in Receiving (the first fragment was
+                // screened against it); one that is not is not admitted.
+                let admission = self
+                    .session
+                    .peer()
+                    .map_or(Admission::NotAccepted, |p| screen.confirm(p, self.app_id, self.id));
+                match admission.refusal() {
                     None => (InviteeEvent::Reassembled, Input::default()),
                     Some((code, retry)) => (
                         InviteeEvent::Refused,
